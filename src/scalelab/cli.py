@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from scalelab.errors import UserError
@@ -52,6 +53,86 @@ def export(
 
     export_run(run_dir, out_dir)
     print(f"wrote {out_dir}")
+
+
+@app.command()
+def fit(
+    file: Annotated[Path, typer.Argument(help="CSV or JSONL with params, tokens, flops, loss (two of N, D, C)")],
+    form: Annotated[str, typer.Option(help="gpt4: L(C)=a·C^b+c; chinchilla: L(N,D)=E+A/N^α+B/D^β")] = "gpt4",
+    predict_flops: Annotated[list[float] | None, typer.Option(help="predict the loss at compute C")] = None,
+    predict: Annotated[list[str] | None, typer.Option(help="chinchilla: predict at N,D")] = None,
+    exclude_top_loss: Annotated[int, typer.Option(help="drop the K highest-loss rows before fitting")] = 0,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
+    level: Annotated[float, typer.Option(help="interval level")] = 0.9,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the fit here")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG figure (default: beside --json)")] = None,
+) -> None:
+    """Fit a scaling law with bootstrap intervals and a leave-largest-out backtest."""
+    from scalelab.report.fit_report import fit_table, plot_fit
+    from scalelab.scaling import FitUntrusted, read_points
+    from scalelab.scaling import fit as fit_law
+
+    if form not in ("gpt4", "chinchilla"):
+        _fail(f"unknown --form '{form}'; choose gpt4 or chinchilla", 2)
+    points = read_points(file)
+    if exclude_top_loss:
+        points = points.take(np.argsort(points.loss)[: len(points) - exclude_top_loss])
+    queries = [{"flops": c} for c in predict_flops or []] if form == "gpt4" else []
+    if form == "chinchilla":
+        for item in predict or []:
+            try:
+                n, d = (float(x) for x in item.split(","))
+            except ValueError:
+                _fail(f"--predict expects N,D, got '{item}'", 2)
+            queries.append({"params": n, "tokens": d})
+    try:
+        result = fit_law(points, form, queries, n_bootstrap=bootstrap, level=level)
+    except FitUntrusted as e:
+        _fail(f"{file}: {e}", 3)
+    print(fit_table(result, points))
+    if json_out is not None:
+        from scalelab.io import write_json
+
+        out = result.to_json()
+        if form == "chinchilla":
+            from scalelab.scaling import compute_optimal
+
+            out["compute_optimal"] = {k: v.tolist() for k, v in compute_optimal(
+                result.params, np.logspace(18, 26, 9)).items()} | {"flops": np.logspace(18, 26, 9).tolist()}
+        write_json(json_out, out)
+    plot_path = plot or (json_out.with_suffix(".png") if json_out else None)
+    if plot_path is not None:
+        plot_fit(result, points, plot_path)
+
+
+@app.command()
+def forecast(
+    out: Annotated[Path, typer.Option(help="forecast folder")] = Path("runs/forecast"),
+    preset: Annotated[str, typer.Option(help="cpu (default, ~12 min on 2 cores), cpu-quick, gpu")] = "cpu",
+    resume: Annotated[bool, typer.Option(help="continue the forecast in --out, skipping finished runs")] = False,
+    target_flops: Annotated[float | None, typer.Option(help="compute of the target run")] = None,
+    max_fraction: Annotated[float | None, typer.Option(help="largest ladder run / target compute")] = None,
+    runs: Annotated[int | None, typer.Option(help="ladder budgets (>= 5)")] = None,
+    span: Annotated[float | None, typer.Option(help="orders of magnitude the ladder spans")] = None,
+    jobs: Annotated[int | None, typer.Option(help="ladder runs trained in parallel processes")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the whole forecast")] = None,
+    corpus: Annotated[str | None, typer.Option(help="training corpus (default: the stdlib sources)")] = None,
+) -> None:
+    """Train a ladder, pre-register a forecast of the target's loss, train the target, and check."""
+    from scalelab.report.forecast_report import write_forecast_report
+    from scalelab.scaling.fit import FitUntrusted
+    from scalelab.scaling.forecast import forecast_config, run_forecast
+
+    cfg = forecast_config(preset, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
+                          span_decades=span, jobs=jobs, seed=seed, corpus=corpus)
+    try:
+        result = run_forecast(cfg, out, resume=resume)
+    except FitUntrusted as e:
+        _fail(f"no prediction: {e}", 3)
+    write_forecast_report(result, out)
+    lo, hi = result["interval_90"]
+    print(f"predicted {result['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}]  actual {result['actual_loss']:.4f}  "
+          f"error {100 * result['relative_error']:+.2f}%  -> {out / 'forecast.json'}, {out / 'report.html'}")
 
 
 def main() -> None:

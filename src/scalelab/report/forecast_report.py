@@ -1,0 +1,74 @@
+"""The forecast's report: a GPT-4 Figure 1 style PNG, report.md and a self-contained report.html."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+
+from scalelab.io import write_atomic
+from scalelab.report.plots import plot_loss_vs_compute
+from scalelab.scaling.forecast import ladder_points
+
+
+def _figure(forecast: dict, path: Path) -> None:
+    fit = forecast["fit"]
+    points = ladder_points(forecast["ladder"])
+    band = fit["band"]
+    plot_loss_vs_compute(
+        path, points.flops, points.loss, fit["params"], "Predicted vs actual held-out loss",
+        band=(np.array(band["flops"]), np.array(band["lo"]), np.array(band["hi"])),
+        predicted=(forecast["target_flops"], forecast["predicted_loss"], forecast["interval_90"]),
+        actual=(forecast["target_flops"], forecast["actual_loss"]),
+        runs=(np.array([e["flops"] for e in forecast["ladder"]]), np.array([e["final_eval_loss"] for e in forecast["ladder"]])),
+    )
+
+
+def _markdown(f: dict) -> str:
+    p = f["fit"]["params"]
+    lo, hi = f["interval_90"]
+    lines = [
+        "# scalelab forecast",
+        "",
+        f"Predicted held-out loss **{f['predicted_loss']:.4f}** (90% interval {lo:.4f} – {hi:.4f}), "
+        f"pre-registered at {f['prediction_timestamp']} before the target run started.",
+        f"Actual: **{f['actual_loss']:.4f}**; relative error {100 * f['relative_error']:+.2f}%; "
+        f"{'inside' if f['within_interval'] else 'OUTSIDE'} the interval.",
+        "",
+        f"Fit: L(C) = {p['a']:.4g}·C^{p['b']:.4f} + {p['c']:.4f} on {f['fit']['n_points']} ladder budgets; "
+        f"largest ladder run {f['max_ladder_compute_fraction']:.4f} of the target's "
+        f"{f['target_flops']:.3g} FLOPs; ladder spans {f['ladder_span_decades']:.2f} orders of magnitude.",
+        "",
+        "![loss vs compute](forecast.png)",
+        "",
+        "| run | seed | d_model | layers | params | tokens | FLOPs | held-out loss | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in f["ladder"] + [f["target"] | {"name": "target"}]:
+        lines.append(f"| {e['name']} | {e['seed']} | {e['d_model']} | {e['n_layer']} | {e['params']:,} | "
+                     f"{e['tokens']:,} | {e['flops']:.3g} | {e['final_eval_loss']:.4f} | {e['wall_seconds']:.1f} |")
+    lines += ["", "Leave-largest-out backtest (refit without the k largest budgets, predict them):", ""]
+    for row in f["fit"]["backtest"]:
+        errs = ", ".join(f"{100 * r:+.2f}%" for r in row["relative_errors"])
+        lines.append(f"- k={row['k']}: {errs}")
+    lines += ["", f"Ladder {f['ladder_seconds']:.0f} s, whole forecast {f['wall_seconds']:.0f} s on "
+              f"{f['target']['device']} ({f['target']['precision']})."]
+    return "\n".join(lines) + "\n"
+
+
+def write_forecast_report(forecast: dict, out: str | Path) -> None:
+    out = Path(out)
+    png = out / "forecast.png"
+    _figure(forecast, png)
+    md = _markdown(forecast)
+    write_atomic(out / "report.md", lambda tmp: tmp.write_text(md))
+    image = base64.b64encode(png.read_bytes()).decode()
+    body = "".join(f"<p>{html.escape(line)}</p>\n" if not line.startswith(("|", "!")) else "" for line in md.splitlines())
+    table = "\n".join(f"<tr>{''.join(f'<td>{html.escape(c.strip())}</td>' for c in line.strip('|').split('|'))}</tr>"
+                      for line in md.splitlines() if line.startswith("|") and not line.startswith("|---"))
+    page = (f"<!doctype html><meta charset='utf-8'><title>scalelab forecast</title>"
+            f"<body style='font-family:sans-serif;max-width:60em;margin:auto'>{body}"
+            f"<img src='data:image/png;base64,{image}' alt='loss vs compute'><table border=1 cellpadding=4>{table}</table>")
+    write_atomic(out / "report.html", lambda tmp: tmp.write_text(page))

@@ -1,0 +1,221 @@
+"""The main job: train a ladder, fit L(C) = a·C^b + c, pre-register a forecast, train the target, check.
+
+Folder layout under `out`: `plan.json`, `ladder/<run>/` (run folders), `prediction.json`
+(written before the target starts, never rewritten), `target/` and `forecast.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from scalelab.errors import UserError
+from scalelab.io import check_writable, write_json
+from scalelab.progress import progress
+from scalelab.scaling.fit import FitUntrusted, Points, fit
+from scalelab.scaling.ladder import Recipe, RunPlan, design_ladder, plan_run, run_flops
+from scalelab.train import train, validate_config
+from scalelab.train.trainer import TrainingDiverged
+
+
+class ForecastConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target_flops: float = Field(3.2e13, gt=0)
+    max_fraction: float = Field(1 / 30, gt=0, le=0.5, description="largest ladder run / target compute")
+    n_runs: int = Field(6, ge=5)
+    span_decades: float = Field(1.5, gt=0)
+    seeds_below: float = Field(0.01, description="ladder runs below this fraction of the target average seeds")
+    n_seeds: int = Field(3, ge=1)
+    seed: int = 0
+    level: float = 0.9
+    n_bootstrap: int = 2000
+    jobs: int = Field(1, ge=1, description="ladder runs trained in parallel processes")
+    corpus: str | None = None
+    heldout_fraction: float = 0.05
+    eval_tokens: int = 65_536
+    device: str = "auto"
+    recipe: Recipe = Recipe()
+
+
+FORECAST_PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded default: a 2-core CPU, about 12 minutes.
+    "cpu": {},
+    # A smoke test of the whole pipeline in about a minute (too small to be accurate).
+    "cpu-quick": dict(target_flops=2e12, max_fraction=1 / 10, span_decades=1.0, n_seeds=1, n_bootstrap=200,
+                      eval_tokens=16_384, recipe=dict(steps=120)),
+    # One GPU: largest ladder run 1/1000 of the target.
+    "gpu": dict(target_flops=2e17, max_fraction=1 / 1000, span_decades=2.0, n_runs=7, eval_tokens=262_144,
+                recipe=dict(vocab_size=4096, seq_len=512, head_dim=64, aspect=128, base_d_model=256,
+                            lr=2e-3, max_batch=256, steps=1000)),
+}
+
+
+def forecast_config(preset: str = "cpu", **overrides: Any) -> ForecastConfig:
+    if preset not in FORECAST_PRESETS:
+        raise UserError(f"unknown forecast preset '{preset}'; choose one of: {', '.join(FORECAST_PRESETS)}")
+    values = json.loads(json.dumps(FORECAST_PRESETS[preset]))
+    recipe_overrides = overrides.pop("recipe", None) or {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["recipe"] = {**values.get("recipe", {}), **recipe_overrides}
+    return ForecastConfig(**values)
+
+
+def _run_config(cfg: ForecastConfig, plan: RunPlan):
+    settings = plan.train_settings(cfg.recipe) | dict(
+        corpus=cfg.corpus, heldout_fraction=cfg.heldout_fraction, eval_tokens=cfg.eval_tokens, device=cfg.device,
+        checkpoint_every=max(1, plan.steps // 4), seed=cfg.seed * 1000 + plan.seed)
+    return validate_config(settings, source=f"run {plan.name}")
+
+
+def _train_plan(cfg: ForecastConfig, plan: RunPlan, run_dir: Path, threads: int | None,
+                show_progress: bool = False) -> dict:
+    """Train one run, or finish it, or read it if already done."""
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        return json.loads(summary.read_text())
+    train_cfg = _run_config(cfg, plan)
+    if threads:
+        train_cfg = train_cfg.model_copy(update={"threads": threads})
+    resume = (run_dir / "config.json").exists()
+    return train(train_cfg, run_dir, resume=resume, show_progress=show_progress)
+
+
+def _ladder_dir(plan: RunPlan) -> str:
+    return f"{plan.name}-seed{plan.seed}"
+
+
+def train_ladder(cfg: ForecastConfig, plans: list[RunPlan], out: Path) -> list[dict]:
+    """Train every ladder run (in parallel processes when cfg.jobs > 1); one entry per run."""
+    results: dict[int, dict] = {}
+    costs = [run_flops(cfg.recipe, p) for p in plans]
+    with progress() as bar:
+        task = bar.add_task("ladder", total=len(plans))
+        if cfg.jobs == 1:
+            for i, p in enumerate(plans):
+                results[i] = _train_plan(cfg, p, out / "ladder" / _ladder_dir(p), None)
+                bar.advance(task)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
+            with ProcessPoolExecutor(cfg.jobs, mp_context=get_context("spawn")) as pool:
+                order = sorted(range(len(plans)), key=lambda i: -costs[i])  # longest first
+                futures = {pool.submit(_train_plan, cfg, plans[i], out / "ladder" / _ladder_dir(plans[i]), threads): i
+                           for i in order}
+                for fut in futures:
+                    results[futures[fut]] = fut.result()
+                    bar.advance(task)
+    return [ladder_entry(p, results[i]) for i, p in enumerate(plans)]
+
+
+def ladder_entry(plan: RunPlan, summary: dict) -> dict:
+    return {"name": plan.name, "seed": plan.seed, "d_model": plan.d_model, "n_layer": plan.n_layer,
+            "batch_size": plan.batch_size, "steps": plan.steps, "params": summary["params"],
+            "params_non_embedding": summary["params_non_embedding"], "tokens": summary["tokens"],
+            "flops": summary["flops"], "final_eval_loss": summary["final_eval_loss"],
+            "final_train_loss": summary["final_train_loss"], "wall_seconds": summary["wall_seconds"]}
+
+
+def ladder_points(ladder: list[dict]) -> Points:
+    """One point per budget: the seed-averaged held-out loss (seeds share the budget exactly)."""
+    names = sorted({e["name"] for e in ladder}, key=lambda n: min(e["flops"] for e in ladder if e["name"] == n))
+    rows = [[e for e in ladder if e["name"] == n] for n in names]
+    return Points.from_columns(
+        params=[r[0]["params"] for r in rows], tokens=[r[0]["tokens"] for r in rows],
+        flops=[r[0]["flops"] for r in rows], loss=[float(np.mean([e["final_eval_loss"] for e in r])) for r in rows])
+
+
+def ladder_hash(ladder: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(ladder, sort_keys=True).encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def preregister(cfg: ForecastConfig, ladder: list[dict], target_plan: RunPlan, target_flops: float,
+                out: Path) -> dict:
+    """Fit the ladder and write prediction.json before the target trains. Raises FitUntrusted."""
+    points = ladder_points(ladder)
+    result = fit(points, "gpt4", [{"flops": target_flops}], n_bootstrap=cfg.n_bootstrap, level=cfg.level,
+                 seed=cfg.seed)
+    pred = result.predictions[0]
+    prediction = {
+        "predicted_loss": pred["loss"],
+        "interval_90": pred["interval"],
+        "level": cfg.level,
+        "target_flops": target_flops,
+        "target": target_plan.model_dump(),
+        "fit": result.to_json(),
+        "ladder_hash": ladder_hash(ladder),
+        "timestamp": _now(),
+    }
+    write_json(out / "prediction.json", prediction)
+    return prediction
+
+
+def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> dict:
+    """The whole pre-registered forecast; returns forecast.json's content."""
+    out = Path(out)
+    started = time.perf_counter()
+    plan_path = out / "plan.json"
+    if plan_path.exists() and not resume:
+        raise UserError(f"{out} already holds a forecast; pass --resume to continue it or choose another --out")
+    if resume and plan_path.exists():
+        cfg = ForecastConfig(**json.loads(plan_path.read_text())["config"])
+    check_writable(out)
+    recipe = cfg.recipe
+    plans = design_ladder(recipe, cfg.target_flops, cfg.max_fraction, cfg.n_runs, cfg.span_decades,
+                          cfg.seeds_below, cfg.n_seeds)
+    target_plan = plan_run(recipe, cfg.target_flops, "target", seed=0)
+    target_flops = run_flops(recipe, target_plan)
+    if not plan_path.exists():
+        write_json(plan_path, {"config": cfg.model_dump(), "ladder": [p.model_dump() for p in plans],
+                               "target": target_plan.model_dump(), "created": _now()})
+    try:
+        ladder = train_ladder(cfg, plans, out)
+    except TrainingDiverged as e:
+        raise FitUntrusted(f"a ladder run diverged ({e}); no prediction is made") from None
+    ladder_seconds = time.perf_counter() - started
+    prediction_path = out / "prediction.json"
+    if prediction_path.exists():
+        prediction = json.loads(prediction_path.read_text())
+        if prediction["ladder_hash"] != ladder_hash(ladder):
+            raise UserError(f"{prediction_path} was made from other ladder results; refusing to mix them")
+    else:
+        prediction = preregister(cfg, ladder, target_plan, target_flops, out)
+    target = _train_plan(cfg, target_plan, out / "target", None, show_progress=True)
+    actual = target["final_eval_loss"]
+    lo, hi = prediction["interval_90"]
+    forecast = {
+        "predicted_loss": prediction["predicted_loss"],
+        "interval_90": [lo, hi],
+        "actual_loss": actual,
+        "relative_error": (prediction["predicted_loss"] - actual) / actual,
+        "within_interval": bool(lo <= actual <= hi),
+        "max_ladder_compute_fraction": max(e["flops"] for e in ladder) / target_flops,
+        "min_ladder_compute_fraction": min(e["flops"] for e in ladder) / target_flops,
+        "ladder_span_decades": float(np.log10(max(e["flops"] for e in ladder) / min(e["flops"] for e in ladder))),
+        "target_flops": target_flops,
+        "target": ladder_entry(target_plan, target) | {"precision": target["precision"], "device": target["device"]},
+        "ladder": ladder,
+        "fit": prediction["fit"],
+        "prediction_timestamp": prediction["timestamp"],
+        "ladder_hash": prediction["ladder_hash"],
+        "corpus_fingerprint": target["corpus_fingerprint"],
+        "heldout_fingerprint": target["heldout_fingerprint"],
+        "ladder_seconds": ladder_seconds,
+        "wall_seconds": time.perf_counter() - started,
+        "config": cfg.model_dump(),
+    }
+    write_json(out / "forecast.json", forecast)
+    return forecast

@@ -1,0 +1,96 @@
+"""Ladder design: one recipe maps any compute budget to a model shape, a token count and a schedule.
+
+The recipe fixes the aspect ratio (d_model per layer, depth included), the head dimension,
+the μP base width (so one learning rate transfers across widths), a tokens-per-parameter
+policy and a step-count policy. Each run's LR schedule ends at its own last step.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scalelab.model import ModelConfig, count_params, train_flops_per_token
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vocab_size: int = 512
+    seq_len: int = 128
+    head_dim: int = 16
+    aspect: int = Field(32, description="d_model per layer: n_layer = max(1, round(d_model / aspect))")
+    base_d_model: int = 64
+    tokens_per_param: float = Field(20.0, description="D / N with N all parameters (Chinchilla's count)")
+    steps: int = Field(400, description="optimiser steps of a run whose batch is not at its floor")
+    min_batch: int = Field(4, description="sequences per step, at least")
+    max_batch: int = Field(512, description="sequences per step, at most")
+    lr: float = 3e-3
+    warmup_fraction: float = 0.05
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    max_d_model: int = 4096
+
+
+class RunPlan(BaseModel):
+    name: str
+    flops: float  # the budget asked for
+    d_model: int
+    n_layer: int
+    batch_size: int
+    steps: int
+    seed: int = 0
+
+    def train_settings(self, recipe: Recipe) -> dict:
+        """TrainConfig fields of this run (data settings come from the caller)."""
+        return dict(d_model=self.d_model, n_layer=self.n_layer, head_dim=recipe.head_dim, seq_len=recipe.seq_len,
+                    base_d_model=recipe.base_d_model, vocab_size=recipe.vocab_size, lr=recipe.lr,
+                    warmup_fraction=recipe.warmup_fraction, min_lr_ratio=recipe.min_lr_ratio,
+                    weight_decay=recipe.weight_decay, batch_size=self.batch_size, steps=self.steps,
+                    seed=self.seed)
+
+
+def model_config(recipe: Recipe, d_model: int) -> ModelConfig:
+    return ModelConfig(vocab_size=recipe.vocab_size, d_model=d_model, n_layer=max(1, round(d_model / recipe.aspect)),
+                       head_dim=recipe.head_dim, seq_len=recipe.seq_len, base_d_model=recipe.base_d_model)
+
+
+def plan_run(recipe: Recipe, flops: float, name: str, seed: int = 0) -> RunPlan:
+    """The shape whose tokens-per-parameter at this budget is nearest the recipe's, and its schedule."""
+    best = None
+    for d in range(recipe.head_dim, recipe.max_d_model + 1, recipe.head_dim):
+        cfg = model_config(recipe, d)
+        tokens = flops / train_flops_per_token(cfg)
+        miss = abs(math.log(tokens / count_params(cfg).total / recipe.tokens_per_param))
+        if best is None or miss < best[0]:
+            best = (miss, cfg, tokens)
+    _, cfg, tokens = best
+    sequences = tokens / recipe.seq_len
+    batch = int(min(recipe.max_batch, max(recipe.min_batch, round(sequences / recipe.steps))))
+    steps = max(1, round(sequences / batch))
+    return RunPlan(name=name, flops=flops, d_model=cfg.d_model, n_layer=cfg.n_layer, batch_size=batch,
+                   steps=steps, seed=seed)
+
+
+def run_flops(recipe: Recipe, plan: RunPlan) -> float:
+    """The compute a plan actually spends (batch and steps are whole numbers)."""
+    return plan.batch_size * plan.steps * recipe.seq_len * train_flops_per_token(model_config(recipe, plan.d_model))
+
+
+def ladder_budgets(target_flops: float, max_fraction: float, n_runs: int, span_decades: float) -> list[float]:
+    """Geometric budgets from target·max_fraction down `span_decades` orders of magnitude."""
+    if n_runs < 5:
+        raise ValueError("a ladder needs at least 5 runs")
+    top = target_flops * max_fraction
+    return [top * 10 ** (-span_decades * i / (n_runs - 1)) for i in reversed(range(n_runs))]
+
+
+def design_ladder(recipe: Recipe, target_flops: float, max_fraction: float = 1 / 30, n_runs: int = 6,
+                  span_decades: float = 1.5, seeds_below: float = 0.01, n_seeds: int = 3) -> list[RunPlan]:
+    """Ladder plans, smallest first; runs cheaper than `seeds_below`·target repeat over `n_seeds` seeds."""
+    plans = []
+    for i, budget in enumerate(ladder_budgets(target_flops, max_fraction, n_runs, span_decades)):
+        seeds = n_seeds if budget <= seeds_below * target_flops else 1
+        plans += [plan_run(recipe, budget, f"L{i}", seed=s) for s in range(seeds)]
+    return plans

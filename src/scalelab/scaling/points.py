@@ -1,0 +1,71 @@
+"""Read training results (CSV or JSONL, any training stack) into fit points, validating every row."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from scalelab.errors import UserError
+from scalelab.scaling.fit import Points
+
+COLUMNS = ("params", "tokens", "flops", "loss")
+
+
+def _rows(path: Path) -> list[tuple[int, dict]]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    if path.suffix == ".jsonl":
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise UserError(f"{path}:{lineno}: expected a JSON object")
+                rows.append((lineno, row))
+        return rows
+    reader = csv.DictReader(text.splitlines())
+    return [(i + 2, row) for i, row in enumerate(reader)]  # line 1 is the header
+
+
+def _number(path: Path, lineno: int, row: dict, key: str) -> float | None:
+    raw = row.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}:{lineno}: '{key}' is not a number: {raw!r}") from None
+    if math.isnan(value) or math.isinf(value):
+        raise UserError(f"{path}:{lineno}: '{key}' is {raw}")
+    if value <= 0:
+        raise UserError(f"{path}:{lineno}: '{key}' must be positive, got {raw}")
+    return value
+
+
+def read_points(path: str | Path, min_points: int = 4) -> Points:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"results file not found: {path}")
+    rows = _rows(path)
+    cols: dict[str, list] = {k: [] for k in COLUMNS}
+    for lineno, row in rows:
+        values = {k: _number(path, lineno, row, k) for k in COLUMNS}
+        if values["loss"] is None:
+            raise UserError(f"{path}:{lineno}: missing 'loss'")
+        if sum(values[k] is not None for k in ("params", "tokens", "flops")) < 2:
+            raise UserError(f"{path}:{lineno}: needs two of 'params', 'tokens', 'flops'")
+        for k in COLUMNS:
+            cols[k].append(values[k])
+    if len(rows) < min_points:
+        raise UserError(f"{path}: {len(rows)} rows; a fit needs at least {min_points}")
+    present = {k: None if any(v is None for v in cols[k]) else cols[k] for k in ("params", "tokens", "flops")}
+    if sum(v is not None for v in present.values()) < 2:
+        raise UserError(f"{path}: two of 'params', 'tokens', 'flops' must be given on every row")
+    return Points.from_columns(loss=cols["loss"], **present)
