@@ -38,14 +38,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def check_writable(directory: str | Path) -> Path:
-    """Create `directory` if needed and prove it is writable, before any long work starts."""
+    """Fail early, creating nothing, unless `directory` exists writable or could be created."""
     from scalelab.errors import UserError
 
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe."):
-            pass
-    except OSError as e:
-        raise UserError(f"output folder {directory} is not writable: {e.strerror or e}") from None
+    directory = Path(directory).absolute()
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"output folder {directory} is not writable: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {directory} is not writable: permission denied on {existing}")
     return directory

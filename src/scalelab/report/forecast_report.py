@@ -22,7 +22,8 @@ def _figure(forecast: dict, path: Path) -> None:
         band=(np.array(band["flops"]), np.array(band["lo"]), np.array(band["hi"])),
         predicted=(forecast["target_flops"], forecast["predicted_loss"], forecast["interval_90"]),
         actual=(forecast["target_flops"], forecast["actual_loss"]),
-        runs=(np.array([e["flops"] for e in forecast["ladder"]]), np.array([e["final_eval_loss"] for e in forecast["ladder"]])),
+        runs=(np.array([e["flops"] for e in forecast["ladder"]]),
+              np.array([e["final_eval_loss"] for e in forecast["ladder"]])),
     )
 
 
@@ -65,10 +66,12 @@ def write_forecast_report(forecast: dict, out: str | Path) -> None:
     md = _markdown(forecast)
     write_atomic(out / "report.md", lambda tmp: tmp.write_text(md))
     image = base64.b64encode(png.read_bytes()).decode()
-    body = "".join(f"<p>{html.escape(line)}</p>\n" if not line.startswith(("|", "!")) else "" for line in md.splitlines())
+    body = "".join(f"<p>{html.escape(line)}</p>\n" for line in md.splitlines()
+                   if line and not line.startswith(("|", "!")))
     table = "\n".join(f"<tr>{''.join(f'<td>{html.escape(c.strip())}</td>' for c in line.strip('|').split('|'))}</tr>"
                       for line in md.splitlines() if line.startswith("|") and not line.startswith("|---"))
     page = (f"<!doctype html><meta charset='utf-8'><title>scalelab forecast</title>"
             f"<body style='font-family:sans-serif;max-width:60em;margin:auto'>{body}"
-            f"<img src='data:image/png;base64,{image}' alt='loss vs compute'><table border=1 cellpadding=4>{table}</table>")
+            f"<img src='data:image/png;base64,{image}' alt='loss vs compute'>"
+            f"<table border=1 cellpadding=4>{table}</table>")
     write_atomic(out / "report.html", lambda tmp: tmp.write_text(page))

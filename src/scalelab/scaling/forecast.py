@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from scalelab.data import CorpusSpec, TokenData, prepare
 from scalelab.errors import UserError
 from scalelab.io import check_writable, write_json
 from scalelab.progress import progress
@@ -31,7 +32,7 @@ from scalelab.train.trainer import TrainingDiverged
 class ForecastConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    target_flops: float = Field(3.2e13, gt=0)
+    target_flops: float = Field(1.6e13, gt=0)
     max_fraction: float = Field(1 / 30, gt=0, le=0.5, description="largest ladder run / target compute")
     n_runs: int = Field(6, ge=5)
     span_decades: float = Field(1.5, gt=0)
@@ -79,7 +80,7 @@ def _run_config(cfg: ForecastConfig, plan: RunPlan):
 
 
 def _train_plan(cfg: ForecastConfig, plan: RunPlan, run_dir: Path, threads: int | None,
-                show_progress: bool = False) -> dict:
+                show_progress: bool = False, data: TokenData | None = None) -> dict:
     """Train one run, or finish it, or read it if already done."""
     summary = run_dir / "summary.json"
     if summary.exists():
@@ -88,14 +89,14 @@ def _train_plan(cfg: ForecastConfig, plan: RunPlan, run_dir: Path, threads: int 
     if threads:
         train_cfg = train_cfg.model_copy(update={"threads": threads})
     resume = (run_dir / "config.json").exists()
-    return train(train_cfg, run_dir, resume=resume, show_progress=show_progress)
+    return train(train_cfg, run_dir, resume=resume, show_progress=show_progress, data=data)
 
 
 def _ladder_dir(plan: RunPlan) -> str:
     return f"{plan.name}-seed{plan.seed}"
 
 
-def train_ladder(cfg: ForecastConfig, plans: list[RunPlan], out: Path) -> list[dict]:
+def train_ladder(cfg: ForecastConfig, plans: list[RunPlan], out: Path, data: TokenData) -> list[dict]:
     """Train every ladder run (in parallel processes when cfg.jobs > 1); one entry per run."""
     results: dict[int, dict] = {}
     costs = [run_flops(cfg.recipe, p) for p in plans]
@@ -103,7 +104,7 @@ def train_ladder(cfg: ForecastConfig, plans: list[RunPlan], out: Path) -> list[d
         task = bar.add_task("ladder", total=len(plans))
         if cfg.jobs == 1:
             for i, p in enumerate(plans):
-                results[i] = _train_plan(cfg, p, out / "ladder" / _ladder_dir(p), None)
+                results[i] = _train_plan(cfg, p, out / "ladder" / _ladder_dir(p), None, data=data)
                 bar.advance(task)
         else:
             threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
@@ -181,8 +182,9 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
     if not plan_path.exists():
         write_json(plan_path, {"config": cfg.model_dump(), "ladder": [p.model_dump() for p in plans],
                                "target": target_plan.model_dump(), "created": _now()})
+    data = prepare(CorpusSpec(cfg.corpus, heldout_fraction=cfg.heldout_fraction), recipe.vocab_size)
     try:
-        ladder = train_ladder(cfg, plans, out)
+        ladder = train_ladder(cfg, plans, out, data)
     except TrainingDiverged as e:
         raise FitUntrusted(f"a ladder run diverged ({e}); no prediction is made") from None
     ladder_seconds = time.perf_counter() - started
@@ -193,7 +195,7 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
             raise UserError(f"{prediction_path} was made from other ladder results; refusing to mix them")
     else:
         prediction = preregister(cfg, ladder, target_plan, target_flops, out)
-    target = _train_plan(cfg, target_plan, out / "target", None, show_progress=True)
+    target = _train_plan(cfg, target_plan, out / "target", None, show_progress=True, data=data)
     actual = target["final_eval_loss"]
     lo, hi = prediction["interval_90"]
     forecast = {

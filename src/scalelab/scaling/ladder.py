@@ -17,14 +17,15 @@ from scalelab.model import ModelConfig, count_params, train_flops_per_token
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    vocab_size: int = 512
+    vocab_size: int = 384
     seq_len: int = 128
-    head_dim: int = 16
-    aspect: int = Field(32, description="d_model per layer: n_layer = max(1, round(d_model / aspect))")
+    head_dim: int = 8
+    aspect: int = Field(48, description="d_model per layer: n_layer = max(min_layers, round(d_model / aspect))")
+    min_layers: int = Field(2, ge=1, description="depth floor: keeps small models out of the 1-layer regime")
     base_d_model: int = 64
     tokens_per_param: float = Field(20.0, description="D / N with N all parameters (Chinchilla's count)")
-    steps: int = Field(400, description="optimiser steps of a run whose batch is not at its floor")
-    min_batch: int = Field(4, description="sequences per step, at least")
+    steps: int = Field(300, description="optimiser steps of a run whose batch is not at its floor")
+    min_batch: int = Field(8, description="sequences per step, at least")
     max_batch: int = Field(512, description="sequences per step, at most")
     lr: float = 3e-3
     warmup_fraction: float = 0.05
@@ -52,8 +53,9 @@ class RunPlan(BaseModel):
 
 
 def model_config(recipe: Recipe, d_model: int) -> ModelConfig:
-    return ModelConfig(vocab_size=recipe.vocab_size, d_model=d_model, n_layer=max(1, round(d_model / recipe.aspect)),
-                       head_dim=recipe.head_dim, seq_len=recipe.seq_len, base_d_model=recipe.base_d_model)
+    n_layer = max(recipe.min_layers, round(d_model / recipe.aspect))
+    return ModelConfig(vocab_size=recipe.vocab_size, d_model=d_model, n_layer=n_layer, head_dim=recipe.head_dim,
+                       seq_len=recipe.seq_len, base_d_model=recipe.base_d_model)
 
 
 def plan_run(recipe: Recipe, flops: float, name: str, seed: int = 0) -> RunPlan:

@@ -112,7 +112,6 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> TrainConf
         return validate_config(json.loads(saved.read_text()), source=str(saved))
     if saved.exists():
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    check_writable(run_dir)
     write_json(saved, cfg.model_dump())
     return cfg
 
@@ -125,9 +124,15 @@ def _rewind_metrics(path: Path, step: int) -> None:
     write_atomic(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in keep)))
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True) -> dict:
-    """Train one run into `run_dir` and return its summary (also written to summary.json)."""
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True,
+          data: TokenData | None = None) -> dict:
+    """Train one run into `run_dir` and return its summary (also written to summary.json).
+
+    Bad input (corpus, settings, folder) is reported before anything is written. `data` lets a
+    caller that trains many runs on one corpus prepare it once.
+    """
     run_dir = Path(run_dir)
+    check_writable(run_dir)
     device = pick_device(cfg.device)
     ranks = _Dist(device.type)
     if device.type == "cuda":
@@ -135,12 +140,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_prog
         torch.cuda.set_device(device)
     else:
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // ranks.world))
-    if ranks.main:
-        cfg = _prepare_run_dir(cfg, run_dir, resume)
+    if resume:
+        cfg = _prepare_run_dir(cfg, run_dir, resume=True)
+    data = data or _prepare_data_once(cfg, ranks)
+    if ranks.main and not resume:
+        _prepare_run_dir(cfg, run_dir, resume=False)
     ranks.barrier()
-    if not ranks.main:
-        cfg = validate_config(json.loads((run_dir / "config.json").read_text()), source="config.json")
-    data = _prepare_data_once(cfg, ranks)
     summary = _Loop(cfg, run_dir, data, device, ranks, show_progress and ranks.main).run()
     ranks.barrier()
     return summary
@@ -236,7 +241,7 @@ class _Loop:
         cfg = self.cfg
         total_steps = cfg.total_steps
         step, elapsed = self._restore()
-        peak = peak_flops(self.device, self.precision) if self.show_progress else float("nan")
+        peak = peak_flops(self.device, self.precision)
         recent: list[float] = []
         start = time.perf_counter() - elapsed
         window_start, window_tokens = time.perf_counter(), 0

@@ -1,0 +1,29 @@
+# `make run`: set up, then the main job (the embedded forecast). `make test`: set up, then the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(VENV)/bin/scalelab forecast --out runs/forecast $(if $(wildcard runs/forecast/plan.json),--resume,)
+
+test: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/train_throughput.py
+	$(PY) bench/forecast_accuracy.py
+
+clean:
+	rm -rf $(VENV) runs

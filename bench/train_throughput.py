@@ -1,0 +1,54 @@
+"""Trainer throughput and MFU for d_model 256/512/768, against this machine's measured matmul peak.
+
+Writes bench/results/train_throughput.json: rows {d_model, n_layer, tokens_per_s, achieved_flops,
+peak_flops, mfu, precision}, plus the bf16 and fp32 peaks. MFU is taken against the peak of the
+precision the trainer picked (bf16 where bf16 matmuls are fast, else fp32).
+Run: .venv/bin/python bench/train_throughput.py
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from scalelab.train import build_config, train
+from scalelab.train.hardware import peak_flops, pick_device, pick_precision
+
+SHAPES = [(256, 4), (512, 4), (768, 4)]
+STEPS = 15
+
+
+def main() -> None:
+    device = pick_device("auto")
+    precision = pick_precision(device, "auto")
+    peaks = {p: peak_flops(device, p, n=4096 if device.type == "cpu" else 8192, reps=3) for p in ("fp32", "bf16")}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for d_model, n_layer in SHAPES:
+            cfg = build_config(overrides=[f"d_model={d_model}", f"n_layer={n_layer}", "head_dim=64", "seq_len=256",
+                                          "batch_size=8", f"steps={STEPS}", "eval_tokens=512", "vocab_size=384",
+                                          f"checkpoint_every={STEPS}", f"base_d_model={d_model}"])
+            run = Path(tmp) / f"d{d_model}"
+            summary = train(cfg, run, show_progress=False)
+            logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+            steady = [r["tokens_per_s"] for r in logged if "tokens_per_s" in r][1:]  # skip the warm-up window
+            tps = sum(steady) / len(steady)
+            achieved = tps * summary["flops_per_token"]
+            rows.append({"d_model": d_model, "n_layer": n_layer, "tokens_per_s": tps, "achieved_flops": achieved,
+                         "peak_flops": peaks[precision], "mfu": achieved / peaks[precision], "precision": precision})
+            print(f"d_model={d_model} n_layer={n_layer}: {tps:,.0f} tok/s, {achieved / 1e9:.1f} GFLOP/s, "
+                  f"MFU {achieved / peaks[precision]:.2f} ({precision})")
+    out = Path(__file__).parent / "results" / "train_throughput.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"rows": rows, "peak_flops": peaks, "precision": precision,
+                               "threads": torch.get_num_threads(), "device": str(device),
+                               "cpu": platform.processor() or platform.machine()}, indent=2) + "\n")
+    print(f"peaks: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s -> {out}")
+
+
+if __name__ == "__main__":
+    main()

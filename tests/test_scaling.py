@@ -1,0 +1,142 @@
+import json
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+
+from scalelab.scaling import FitUntrusted, Points, compute_optimal, fit, read_points
+from scalelab.scaling.fit import chinchilla_predict, gpt4_predict
+from scalelab.scaling.ladder import Recipe, design_ladder, model_config, plan_run, run_flops
+
+from .conftest import assert_clean_error, run_cli
+
+TRUE_GPT4 = {"a": 40.0, "b": -0.08, "c": 1.2}
+TRUE_CHIN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+
+
+def gpt4_points(n: int = 12, noise: float = 0.005, seed: int = 0) -> Points:
+    rng = np.random.default_rng(seed)
+    flops = np.logspace(15, 19, n)
+    loss = gpt4_predict(TRUE_GPT4, flops) * np.exp(rng.normal(0, noise, n))
+    return Points.from_columns(flops=flops, params=np.sqrt(flops / 120), loss=loss)
+
+
+def test_gpt4_form_recovers_parameters_and_the_interval_covers_the_truth():
+    result = fit(gpt4_points(), "gpt4", [{"flops": 1e21}], n_bootstrap=300)
+    for name, value in TRUE_GPT4.items():
+        lo, hi = result.intervals[name]
+        assert lo <= value <= hi, (name, value, lo, hi)
+    pred = result.predictions[0]
+    truth = float(gpt4_predict(TRUE_GPT4, 1e21))
+    assert abs(pred["loss"] - truth) / truth < 0.02
+    assert pred["interval"][0] <= truth <= pred["interval"][1]
+    assert result.backtest and result.backtest[0]["k"] == 1
+
+
+def test_chinchilla_approach_3_recovers_parameters():
+    rng = np.random.default_rng(1)
+    n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 80))
+    d = np.exp(rng.uniform(np.log(1e9), np.log(1e12), 80))
+    loss = chinchilla_predict(TRUE_CHIN, n, d) * np.exp(rng.normal(0, 0.003, 80))
+    result = fit(Points.from_columns(params=n, tokens=d, loss=loss), "chinchilla",
+                 [{"params": 7e10, "tokens": 1.4e12}], n_bootstrap=50)
+    assert result.params["alpha"] == pytest.approx(0.34, abs=0.03)
+    assert result.params["beta"] == pytest.approx(0.28, abs=0.03)
+    assert result.params["E"] == pytest.approx(1.69, abs=0.1)
+    truth = float(chinchilla_predict(TRUE_CHIN, 7e10, 1.4e12))
+    assert result.predictions[0]["loss"] == pytest.approx(truth, rel=0.01)
+
+
+def test_compute_optimal_allocation_minimises_loss_at_fixed_compute():
+    c = 1e22
+    opt = compute_optimal(TRUE_CHIN, c)
+    numeric = minimize_scalar(lambda log_n: chinchilla_predict(TRUE_CHIN, np.exp(log_n), c / 6 / np.exp(log_n)),
+                              bounds=(np.log(1e6), np.log(1e13)), method="bounded")
+    assert float(opt["params"]) == pytest.approx(np.exp(numeric.x), rel=1e-3)
+    assert float(opt["tokens"]) * float(opt["params"]) * 6 == pytest.approx(c)
+
+
+def test_loss_that_does_not_fall_is_refused():
+    flat = Points.from_columns(flops=np.logspace(15, 18, 6), params=np.ones(6) * 1e6,
+                               loss=np.array([3.0, 3.1, 2.9, 3.05, 3.0, 3.1]))
+    with pytest.raises(FitUntrusted, match="does not fall"):
+        fit(flat, "gpt4", n_bootstrap=10)
+    with pytest.raises(FitUntrusted, match="too few"):
+        fit(gpt4_points(3), "gpt4", n_bootstrap=10)
+
+
+def test_fit_cli_writes_the_contract_and_a_plot(tmp_path):
+    points = gpt4_points(10)
+    path = tmp_path / "runs.csv"
+    rows = ["params,tokens,flops,loss"] + [f"{n},,{c},{loss}" for n, c, loss in
+                                           zip(points.params, points.flops, points.loss, strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+    proc = run_cli("fit", str(path), "--form", "gpt4", "--predict-flops", "1e21", "--bootstrap", "200",
+                   "--json", str(tmp_path / "fit.json"))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "fit.json").read_text())
+    assert out["form"] == "gpt4" and set(out["params"]) == {"a", "b", "c"}
+    assert set(out["intervals"]) == {"a", "b", "c"} and out["n_points"] == 10
+    assert (tmp_path / "fit.png").stat().st_size > 10_000
+    # chinchilla from JSONL with N and D only (C = 6ND)
+    jl = tmp_path / "runs.jsonl"
+    rng = np.random.default_rng(2)
+    n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 30))
+    d = np.exp(rng.uniform(np.log(1e9), np.log(1e12), 30))
+    jl.write_text("".join(json.dumps({"params": a, "tokens": b, "loss": float(chinchilla_predict(TRUE_CHIN, a, b))})
+                          + "\n" for a, b in zip(n, d, strict=True)))
+    proc = run_cli("fit", str(jl), "--form", "chinchilla", "--predict", "7e10,1.4e12", "--bootstrap", "20",
+                   "--json", str(tmp_path / "chin.json"))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "chin.json").read_text())
+    assert set(out["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert "tokens_per_param" in out["compute_optimal"]
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("params,tokens,loss\n1e6,1e8,3.0\n2e6,2e8,2.9\n4e6,4e8,2.8\n8e6,8e8,2.7\n1e7,,2.6\n", "runs.csv:6"),
+    ("params,tokens,loss\n1e6,1e8,3.0\n2e6,-2e8,2.9\n4e6,4e8,2.8\n8e6,8e8,2.7\n",
+     "runs.csv:3: 'tokens' must be positive"),
+    ("params,tokens,loss\n1e6,1e8,3.0\n2e6,2e8,nan\n4e6,4e8,2.8\n8e6,8e8,2.7\n", "runs.csv:3: 'loss' is nan"),
+    ("params,tokens,loss\n1e6,1e8,3.0\n2e6,2e8,2.9\n4e6,4e8,2.8\n", "at least 4"),
+    ("params,loss\n1e6,3.0\n2e6,2.9\n4e6,2.8\n8e6,2.7\n", "runs.csv:2: needs two of"),
+    ("params,tokens,flops\n1e6,1e8,1\n2e6,2e8,1\n4e6,4e8,1\n8e6,8e8,1\n", "runs.csv:2: missing 'loss'"),
+])
+def test_bad_results_files_exit_2_naming_file_and_row(tmp_path, content, needle):
+    path = tmp_path / "runs.csv"
+    path.write_text(content)
+    assert_clean_error(run_cli("fit", str(path), "--json", str(tmp_path / "o.json")), needle)
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_untrusted_fit_exits_3_without_a_prediction(tmp_path):
+    path = tmp_path / "flat.csv"
+    path.write_text("flops,params,loss\n" + "".join(f"{10 ** (15 + i)},1e6,{3 + 0.1 * (i % 2)}\n" for i in range(6)))
+    proc = run_cli("fit", str(path), "--predict-flops", "1e22", "--json", str(tmp_path / "o.json"))
+    assert proc.returncode == 3 and "does not fall" in proc.stderr
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_points_accept_any_two_of_n_d_c(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"flops": 6e6 * t, "tokens": t, "loss": 3 - i * 0.1}) + "\n"
+                            for i, t in enumerate([1e8, 2e8, 4e8, 8e8])))
+    points = read_points(path)
+    assert np.allclose(points.params, 1e6)
+
+
+def test_ladder_design_follows_one_recipe():
+    recipe = Recipe()
+    target = 1.6e13
+    plans = design_ladder(recipe, target, max_fraction=1 / 30, n_runs=6, span_decades=1.5)
+    budgets = sorted({p.flops for p in plans})
+    assert len(budgets) >= 5
+    assert max(budgets) <= target / 30 * 1.0001
+    assert np.log10(max(budgets) / min(budgets)) >= 1.5 - 1e-9
+    for p in plans:
+        cfg = model_config(recipe, p.d_model)
+        assert cfg.n_layer == max(recipe.min_layers, round(p.d_model / recipe.aspect))
+        assert run_flops(recipe, p) == pytest.approx(p.flops, rel=0.1)
+    widths = [p.d_model for p in sorted(plans, key=lambda p: p.flops)]
+    assert widths == sorted(widths)  # bigger budgets never get smaller models
+    assert plan_run(recipe, target, "t").d_model > max(widths)

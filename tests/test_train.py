@@ -1,0 +1,149 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from scalelab.train import build_config, train
+from scalelab.train.checkpoint import load_checkpoint
+from scalelab.train.export import export_run, max_logit_difference
+from scalelab.train.schedule import lr_factor
+
+from .conftest import assert_clean_error, run_cli
+
+SUMMARY_KEYS = {"final_train_loss", "final_eval_loss", "steps", "tokens", "flops", "params", "params_non_embedding",
+                "corpus_fingerprint", "wall_seconds"}
+
+
+def small_settings(corpus_dir, **extra) -> list[str]:
+    base = dict(corpus=str(corpus_dir), vocab_size=300, heldout_fraction=0.1, precision="fp32", eval_tokens=4096)
+    return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in {**base, **extra}.items()]
+
+
+def test_schedule_warms_up_then_ends_exactly_at_min_ratio():
+    total = 100
+    factors = [lr_factor(s, total, 0.1, 0.1) for s in range(total)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0)
+    assert factors[-1] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+
+
+def test_tiny_preset_trains_and_writes_the_run_contract(tmp_path, corpus_dir):
+    cfg = build_config("tiny", overrides=small_settings(corpus_dir, steps=60, eval_every=30, checkpoint_every=20))
+    summary = train(cfg, tmp_path / "run", show_progress=False)
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert SUMMARY_KEYS <= on_disk.keys()
+    assert on_disk["steps"] == 60 and on_disk["tokens"] == 60 * 16 * 64
+    assert on_disk["flops"] == on_disk["tokens"] * on_disk["flops_per_token"]
+    assert summary["final_eval_loss"] < 5.0  # log(300) = 5.70: it learned something
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval_loss" in r] == [30, 60]
+    assert load_checkpoint(tmp_path / "run")["step"] == 60
+
+
+def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_dir):
+    settings = small_settings(corpus_dir, steps=150, checkpoint_every=5, threads=1)
+    reference = train(build_config("tiny", overrides=settings), tmp_path / "ref", show_progress=False)
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "scalelab", "train", "--preset", "tiny", "--out", str(run_dir)]
+    for s in settings:
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        state = load_checkpoint(run_dir) if (run_dir / "checkpoint.pt").exists() else None
+        if state is not None and state["step"] >= 40:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(run_dir)["step"]  # loadable whenever the kill landed
+    assert 0 < killed_at < 150 and not (run_dir / "summary.json").exists()
+    resumed = run_cli("train", "--out", str(run_dir), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert abs(summary["final_eval_loss"] - reference["final_eval_loss"]) <= 1e-4
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [s for s in steps if s % 10 == 0]
+    assert len(train_steps) == len(set(train_steps)) + 1  # each logged step once, the final eval row aside
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_good_checkpoint(tmp_path, corpus_dir):
+    run_dir = tmp_path / "run"
+    good = build_config("tiny", overrides=small_settings(corpus_dir, steps=20, checkpoint_every=10))
+    train(good, run_dir, show_progress=False)
+    before = load_checkpoint(run_dir)
+    # Continue the same folder with an absurd LR: the loss must blow up and the good checkpoint stay.
+    cfg = json.loads((run_dir / "config.json").read_text()) | {"lr": 1e30, "steps": 40}
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    proc = run_cli("train", "--out", str(run_dir), "--resume")
+    assert proc.returncode == 3, proc.stderr
+    assert "loss became" in proc.stderr and "Traceback" not in proc.stderr
+    after = load_checkpoint(run_dir)
+    assert after["step"] <= 30
+    assert all(torch.isfinite(v).all() for v in after["model"].values())
+    assert before["step"] == 20
+
+
+def test_export_loads_as_plain_llama_with_matching_logits(tmp_path, corpus_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = build_config("tiny", overrides=small_settings(corpus_dir, steps=30))
+    train(cfg, tmp_path / "run", show_progress=False)
+    proc = run_cli("export", str(tmp_path / "run"), str(tmp_path / "hf"))
+    assert proc.returncode == 0, proc.stderr
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    assert type(model).__name__ == "LlamaForCausalLM"
+    tokens = torch.randint(0, 300, (2, 64), generator=torch.Generator().manual_seed(0))
+    assert max_logit_difference(tmp_path / "run", tmp_path / "hf", tokens) <= 1e-4
+    with torch.no_grad():
+        assert model(tokens).logits.std() > 0.1  # trained logits, not a zero head
+    tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tok.decode(tok("return value").input_ids) == "return value"
+    with pytest.raises(Exception, match="not empty"):
+        export_run(tmp_path / "run", tmp_path / "hf")
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, corpus_dir):
+    settings = small_settings(corpus_dir, steps=40, threads=1, batch_size=8)
+    single = train(build_config("tiny", overrides=settings), tmp_path / "one", show_progress=False)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "scalelab", "train", "--preset", "tiny", "--out", str(tmp_path / "two")]
+    for s in settings:
+        cmd += ["--set", s]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert abs(summary["final_eval_loss"] - single["final_eval_loss"]) < 2e-3
+
+
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, corpus_dir):
+    out = tmp_path / "out"
+    assert_clean_error(run_cli("train", "--preset", "nope", "--out", str(out)), "unknown preset 'nope'")
+    assert_clean_error(run_cli("train", "--preset", "tiny", "--out", str(out), "--set", f"corpus={tmp_path}/missing"),
+                       "corpus not found")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert_clean_error(run_cli("train", "--config", str(bad), "--out", str(out)), "bad.json", "malformed")
+    bad.write_text(json.dumps({"steps": 10, "d_model": "wide"}))
+    assert_clean_error(run_cli("train", "--config", str(bad), "--out", str(out)), "d_model")
+    assert_clean_error(run_cli("train", "--preset", "tiny", "--out", str(out),
+                               *sum((["--set", s] for s in small_settings(corpus_dir, vocab_size=100)), [])),
+                       "too small")
+    assert not out.exists() or not any(p.name in {"summary.json", "checkpoint.pt"} for p in out.rglob("*"))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores permissions; use a path under a file instead
+        target = tmp_path / "afile" / "run"
+        (tmp_path / "afile").write_text("")
+    else:
+        target = locked / "run"
+    assert_clean_error(run_cli("train", "--preset", "tiny", "--out", str(target),
+                               *sum((["--set", s] for s in small_settings(corpus_dir)), [])), "not writable")
