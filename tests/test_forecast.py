@@ -19,7 +19,8 @@ def test_forecast_preregisters_then_checks_and_resumes(tmp_path, corpus_dir):
     assert len(forecast["interval_90"]) == 2 and forecast["interval_90"][0] <= forecast["interval_90"][1]
     assert forecast["max_ladder_compute_fraction"] <= 0.1 * 1.05
     assert len({e["name"] for e in forecast["ladder"]}) == 5
-    assert forecast["relative_error"] == (forecast["predicted_loss"] - forecast["actual_loss"]) / forecast["actual_loss"]
+    actual = forecast["actual_loss"]
+    assert forecast["relative_error"] == (forecast["predicted_loss"] - actual) / actual
     # pre-registration: the prediction was written before the target run began, and is unchanged since
     prediction = json.loads((out / "prediction.json").read_text())
     target_start = (out / "target" / "config.json").stat().st_mtime

@@ -147,6 +147,9 @@ def preregister(cfg: ForecastConfig, ladder: list[dict], target_plan: RunPlan, t
                 out: Path) -> dict:
     """Fit the ladder and write prediction.json before the target trains. Raises FitUntrusted."""
     points = ladder_points(ladder)
+    if points.loss[-1] >= points.loss[-2]:
+        raise FitUntrusted(f"the largest ladder budget's loss ({points.loss[-1]:.4f}) is not below the next one's "
+                           f"({points.loss[-2]:.4f}); the top of the ladder does not support an extrapolation")
     result = fit(points, "gpt4", [{"flops": target_flops}], n_bootstrap=cfg.n_bootstrap, level=cfg.level,
                  seed=cfg.seed)
     pred = result.predictions[0]
