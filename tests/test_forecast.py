@@ -38,3 +38,17 @@ def test_forecast_preregisters_then_checks_and_resumes(tmp_path, corpus_dir):
     # without --resume the folder is refused, not overwritten
     refused = run_cli("forecast", "--out", str(out), "--corpus", str(corpus_dir), *QUICK)
     assert refused.returncode == 2 and "--resume" in refused.stderr
+
+
+def test_ladder_trains_in_parallel_processes_like_in_sequence(tmp_path, corpus_spec, token_data):
+    from scalelab.scaling.forecast import forecast_config, train_ladder
+    from scalelab.scaling.ladder import plan_run
+
+    cfg = forecast_config("cpu-quick", corpus=corpus_spec.path, heldout_fraction=corpus_spec.heldout_fraction,
+                          eval_tokens=4096, recipe={"vocab_size": 300, "steps": 20})
+    plans = [plan_run(cfg.recipe, flops, f"L{i}") for i, flops in enumerate([2e9, 4e9])]
+    serial = train_ladder(cfg, plans, tmp_path / "serial", token_data)
+    parallel = train_ladder(cfg.model_copy(update={"jobs": 2}), plans, tmp_path / "parallel", token_data)
+    assert [e["name"] for e in parallel] == ["L0", "L1"]
+    for a, b in zip(serial, parallel, strict=True):
+        assert a["flops"] == b["flops"] and abs(a["final_eval_loss"] - b["final_eval_loss"]) < 0.05
