@@ -25,7 +25,7 @@ STEPS = 15
 def main() -> None:
     device = pick_device("auto")
     precision = pick_precision(device, "auto")
-    peaks = {p: peak_flops(device, p, n=4096 if device.type == "cpu" else 8192, reps=3) for p in ("fp32", "bf16")}
+    peaks = {p: peak_flops(device, p) for p in ("fp32", "bf16")}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for d_model, n_layer in SHAPES:
