@@ -1,8 +1,9 @@
 """Trainer throughput and MFU for d_model 256/512/768, against this machine's measured matmul peak.
 
 Writes bench/results/train_throughput.json: rows {d_model, n_layer, tokens_per_s, achieved_flops,
-peak_flops, mfu, precision}, plus the bf16 and fp32 peaks. MFU is taken against the peak of the
-precision the trainer picked (bf16 where bf16 matmuls are fast, else fp32).
+peak_flops, mfu, precision}, plus the bf16 and fp32 peaks. MFU is taken against the peak (square
+matmuls grown until one takes >= 1 s) of the precision the trainer picked (bf16 where bf16 matmuls
+are fast, else fp32).
 Run: .venv/bin/python bench/train_throughput.py
 """
 
@@ -25,7 +26,7 @@ STEPS = 15
 def main() -> None:
     device = pick_device("auto")
     precision = pick_precision(device, "auto")
-    peaks = {p: peak_flops(device, p) for p in ("fp32", "bf16")}
+    peaks = {p: peak_flops(device, p, max_n=8192, min_seconds=1.0) for p in ("fp32", "bf16")}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for d_model, n_layer in SHAPES:

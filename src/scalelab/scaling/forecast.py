@@ -174,6 +174,8 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
     plan_path = out / "plan.json"
     if plan_path.exists() and not resume:
         raise UserError(f"{out} already holds a forecast; pass --resume to continue it or choose another --out")
+    if resume and (out / "forecast.json").exists():
+        return json.loads((out / "forecast.json").read_text())  # finished: nothing left to do
     if resume and plan_path.exists():
         cfg = ForecastConfig(**json.loads(plan_path.read_text())["config"])
     check_writable(out)

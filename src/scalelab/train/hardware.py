@@ -44,16 +44,18 @@ def pick_precision(device: torch.device, requested: str) -> str:
 
 
 @functools.lru_cache
-def peak_flops(device: torch.device, precision: str, max_n: int = 4096, reps: int = 3) -> float:
+def peak_flops(device: torch.device, precision: str, max_n: int = 2048, reps: int = 3,
+               min_seconds: float = 0.1) -> float:
     """FLOP/s of a large square matmul in `precision`: the denominator of MFU.
 
-    The size grows until one matmul takes ~0.1 s (or reaches `max_n`), so a slow precision
-    (bf16 on a CPU without bf16 units) is measured in seconds, not minutes.
+    The size grows until one matmul takes `min_seconds` (or reaches `max_n`), so a slow precision
+    (bf16 on a CPU without bf16 units) is measured in seconds, not minutes. The trainer's progress
+    bar uses the quick default; bench/train_throughput.py measures with larger matmuls.
     """
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     if device.type == "cuda":
         return 2 * 8192**3 / _matmul_seconds(device, dtype, 8192, 20)
     n = 512
-    while n < max_n and _matmul_seconds(device, dtype, n, 1) < 0.1:
+    while n < max_n and _matmul_seconds(device, dtype, n, 1) < min_seconds:
         n *= 2
     return 2 * n**3 / _matmul_seconds(device, dtype, n, reps)
