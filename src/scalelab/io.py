@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scalelab.errors import UserError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -39,8 +41,6 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def check_writable(directory: str | Path) -> Path:
     """Fail early, creating nothing, unless `directory` exists writable or could be created."""
-    from scalelab.errors import UserError
-
     directory = Path(directory).absolute()
     existing = directory
     while not existing.exists():

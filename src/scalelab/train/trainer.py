@@ -103,8 +103,8 @@ def _autocast_factory(device: torch.device, precision: str):
     return nullcontext
 
 
-def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> TrainConfig:
-    """Check the folder; on resume the saved config wins, so the run cannot silently change."""
+def _saved_config(cfg: TrainConfig, run_dir: Path, resume: bool) -> TrainConfig:
+    """On resume the saved config wins, so a run cannot silently change; a fresh run needs a free folder."""
     saved = run_dir / "config.json"
     if resume:
         if not saved.exists():
@@ -112,7 +112,6 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> TrainConf
         return validate_config(json.loads(saved.read_text()), source=str(saved))
     if saved.exists():
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    write_json(saved, cfg.model_dump())
     return cfg
 
 
@@ -133,6 +132,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_prog
     """
     run_dir = Path(run_dir)
     check_writable(run_dir)
+    cfg = _saved_config(cfg, run_dir, resume)
     device = pick_device(cfg.device)
     ranks = _Dist(device.type)
     if device.type == "cuda":
@@ -140,11 +140,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_prog
         torch.cuda.set_device(device)
     else:
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // ranks.world))
-    if resume:
-        cfg = _prepare_run_dir(cfg, run_dir, resume=True)
     data = data or _prepare_data_once(cfg, ranks)
     if ranks.main and not resume:
-        _prepare_run_dir(cfg, run_dir, resume=False)
+        write_json(run_dir / "config.json", cfg.model_dump())
     ranks.barrier()
     summary = _Loop(cfg, run_dir, data, device, ranks, show_progress and ranks.main).run()
     ranks.barrier()
