@@ -141,6 +141,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_prog
     else:
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // ranks.world))
     data = data or _prepare_data_once(cfg, ranks)
+    if min(data.meta["train_tokens"], data.meta["heldout_tokens"]) <= cfg.seq_len + 1:
+        raise UserError(f"corpus {cfg.corpus_spec.name} is too small for seq_len={cfg.seq_len}")
     if ranks.main and not resume:
         write_json(run_dir / "config.json", cfg.model_dump())
     ranks.barrier()
@@ -178,8 +180,6 @@ class _Loop:
         self.step_model = torch.compile(self.train_model) if use_compile else self.train_model
         self.train_tokens = data.tokens("train")
         self.heldout_tokens = data.tokens("heldout")
-        if len(self.train_tokens) <= cfg.seq_len + 1 or len(self.heldout_tokens) <= cfg.seq_len + 1:
-            raise UserError(f"corpus {cfg.corpus_spec.name} is too small for seq_len={cfg.seq_len}")
         self.flops_per_token = train_flops_per_token(self.model_cfg)
         self.tokens_per_step = cfg.batch_size * cfg.seq_len
         self.metrics_path = run_dir / "metrics.jsonl"
