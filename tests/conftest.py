@@ -61,3 +61,35 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
     assert "Traceback" not in proc.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, corpus_dir) -> Path:
+    """A small trained model (context 256) for the evaluation tests."""
+    from scalelab.train import build_config, train
+
+    run = tmp_path_factory.mktemp("evalmodel") / "run"
+    settings = dict(corpus=str(corpus_dir), vocab_size=300, heldout_fraction=0.1, precision="fp32", eval_tokens=4096,
+                    seq_len=256, steps=60, batch_size=8)
+    train(build_config("tiny", overrides=[f"{k}={v}" for k, v in settings.items()]), run, show_progress=False)
+    return run
+
+
+def write_mmlu(root: Path, header: bool) -> Path:
+    """Two subjects, dev (5 rows) and test (6 rows), in the original or the re-exported CSV layout."""
+    import csv
+
+    for split, n in (("dev", 5), ("test", 6)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for subject in ("basic_math", "python_code"):
+            with open(root / split / f"{subject}_{split}.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                if header:
+                    w.writerow(["question", "choice0", "choice1", "choice2", "choice3", "answer"])
+                for i in range(n):
+                    a = (i * 7 + len(subject)) % 4
+                    choices = [f"{i + k} items" if subject == "basic_math" else f"f{k}(x)" for k in range(4)]
+                    question = f"In {subject} question {i}, what is {i} + {a}?" if subject == "basic_math" \
+                        else f"Which function returns its input, case {i}?"
+                    w.writerow([question, *choices, a if header else "ABCD"[a]])
+    return root

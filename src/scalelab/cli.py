@@ -12,7 +12,7 @@ import typer
 from scalelab.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Predictable scaling of language models: train, fit, forecast, export.")
+                  help="Predictable scaling, evaluation and post-training of language models.")
 
 
 def _fail(message: str, code: int) -> None:
@@ -133,6 +133,102 @@ def forecast(
     lo, hi = result["interval_90"]
     print(f"predicted {result['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}]  actual {result['actual_loss']:.4f}  "
           f"error {100 * result['relative_error']:+.2f}%  -> {out / 'forecast.json'}, {out / 'report.html'}")
+
+
+def _data_map(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        task, sep, path = item.partition("=")
+        if not sep or not task or not path:
+            raise UserError(f"--data '{item}': expected TASK=PATH")
+        out[task] = path
+    return out
+
+
+@app.command("eval")
+def eval_(
+    out: Annotated[Path, typer.Option(help="results folder: results.json and samples_<task>.jsonl")],
+    tasks: Annotated[str, typer.Option(help="comma-separated: mmlu, mmlu_<lang>, truthfulqa_mc, humaneval, "
+                                            "or .yaml/.jsonl task specs")],
+    model: Annotated[str | None, typer.Option(help="smollm2, hf:PATH, gguf:PATH, run:RUN_DIR, "
+                                                   "openai:MODEL@BASE_URL")] = None,
+    data: Annotated[list[str] | None, typer.Option(help="TASK=PATH, once per task")] = None,
+    limit: Annotated[int | None, typer.Option(help="first N items of each task")] = None,
+    shots: Annotated[int, typer.Option(help="MMLU examples from dev")] = 5,
+    samples: Annotated[Path | None, typer.Option(help="score given HumanEval completions "
+                                                      "({task_id, completion} JSONL)")] = None,
+    n: Annotated[int, typer.Option(help="HumanEval samples per task")] = 1,
+    temperature: Annotated[float, typer.Option(help="HumanEval sampling temperature (0: greedy)")] = 0.0,
+    grader: Annotated[str | None, typer.Option(help="model spec grading model-graded tasks "
+                                                    "(default: the model)")] = None,
+    api_key: Annotated[str | None, typer.Option(help="key for openai: specs (default $OPENAI_API_KEY)")] = None,
+    cache: Annotated[Path | None, typer.Option(help="SQLite response cache (default under $SCALELAB_CACHE)")] = None,
+    contamination_corpus: Annotated[list[str] | None, typer.Option(
+        help="also report every metric on the clean and contaminated items (GPT-4's substring check)")] = None,
+) -> None:
+    """Evaluate a model on tasks: metrics with standard errors and bootstrap CIs, per-item samples."""
+    from scalelab.evals import evaluate, load_backend, load_task, read_completions
+    from scalelab.io import check_writable
+
+    check_writable(out)
+    if model is None and samples is None:
+        raise UserError("give --model SPEC (or --samples FILE to score given HumanEval completions)")
+    given = read_completions(samples) if samples is not None else None
+    grader_backend = load_backend(grader, api_key=api_key) if grader else None
+    settings = dict(n=n, temperature=temperature, given=given)
+    loaded = [load_task(t.strip(), _data_map(data), shots=shots, limit=limit, grader=grader_backend,
+                        humaneval=settings) for t in tasks.split(",") if t.strip()]
+    backend = load_backend(model, api_key=api_key) if model else None
+    results = evaluate(backend, loaded, out, model_name=model or f"samples:{samples}", cache_path=cache)
+    if contamination_corpus:
+        from scalelab.contamination import add_clean_scores
+
+        results = add_clean_scores(out, loaded, contamination_corpus)
+    for task, res in results["tasks"].items():
+        for metric, m in res["metrics"].items():
+            lo, hi = m["ci95"]
+            print(f"{task:20s} {metric:10s} {m['value']:.4f} ± {m['stderr']:.4f}  95% CI [{lo:.4f}, {hi:.4f}]  "
+                  f"n={res['n']}")
+    print(f"-> {out / 'results.json'}")
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    name: Annotated[str | None, typer.Option(help="model name served (default: the spec)")] = None,
+) -> None:
+    """Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions)."""
+    from scalelab.evals.backends import HFBackend, load_backend
+    from scalelab.evals.server import serve as run_server
+
+    backend = load_backend(model)
+    if not isinstance(backend, HFBackend):
+        raise UserError("serve takes a local model: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")
+    print(f"serving {name or model} on http://{host}:{port}/v1", file=sys.stderr, flush=True)
+    run_server(backend, name or model, host, port)
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="eval output folder A")],
+    b: Annotated[Path, typer.Argument(help="eval output folder B")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the comparison here")] = None,
+) -> None:
+    """A vs B on the items both scored: paired bootstrap CI of the difference, McNemar for 0/1 metrics."""
+    from scalelab.evals.compare import compare as compare_results
+    from scalelab.io import write_json
+
+    result = compare_results(a, b)
+    for task, res in result["tasks"].items():
+        for metric, m in res["metrics"].items():
+            lo, hi = m["ci95"]
+            p = m["mcnemar"]["p_value"] if "mcnemar" in m else m["p_bootstrap"]
+            print(f"{task:20s} {metric:10s} A {m['a']:.4f}  B {m['b']:.4f}  A-B {m['difference']:+.4f} "
+                  f"[{lo:+.4f}, {hi:+.4f}]  p={p:.4g}  n={m['n']}")
+    if json_out:
+        write_json(json_out, result)
 
 
 def main() -> None:

@@ -50,3 +50,8 @@ def check_writable(directory: str | Path) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"output folder {directory} is not writable: permission denied on {existing}")
     return directory
+
+
+def cache_root() -> Path:
+    """Where scalelab keeps what it can rebuild: token caches, converted models, eval responses."""
+    return Path(os.environ.get("SCALELAB_CACHE", Path.home() / ".cache" / "scalelab"))

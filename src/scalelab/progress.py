@@ -15,7 +15,7 @@ from rich.progress import (
 console = Console(stderr=True)
 
 
-def progress(*extra: TextColumn) -> Progress:
+def progress(*extra: TextColumn, disable: bool = False) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -25,4 +25,5 @@ def progress(*extra: TextColumn) -> Progress:
         *extra,
         console=console,
         transient=False,
+        disable=disable,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -19,17 +18,13 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from scalelab.data.corpus import CorpusSpec, Document, split_documents
 from scalelab.errors import UserError
-from scalelab.io import atomic_path, write_json
+from scalelab.io import atomic_path, cache_root, write_json
 from scalelab.progress import progress
 
 EOS = "<|endoftext|>"
 MIN_VOCAB = 257  # 256 bytes + the end-of-text token
 ENCODE_BATCH = 256  # documents per encode call: bounds memory whatever the corpus size
 FORMAT_VERSION = 1
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SCALELAB_CACHE", Path.home() / ".cache" / "scalelab"))
 
 
 def fingerprint(docs: Iterable[Document]) -> tuple[str, int, int]:

@@ -1,0 +1,41 @@
+"""Model specs -> backends: `smollm2`, `hf:PATH`, `gguf:PATH`, `run:RUN_DIR`, `openai:MODEL@BASE_URL`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scalelab.errors import UserError
+from scalelab.evals.backends.base import Backend
+from scalelab.evals.backends.hf import HFBackend, gguf_folder, run_folder, smollm2_gguf, weights_fingerprint
+from scalelab.evals.backends.openai_api import OpenAIBackend
+
+SPEC_HELP = "smollm2, hf:PATH, gguf:PATH, run:RUN_DIR or openai:MODEL@BASE_URL"
+
+
+def hf_folder(spec: str) -> Path:
+    """The Hugging Face folder a local spec names (converting GGUF files and runs once)."""
+    kind, _, rest = spec.partition(":")
+    if spec == "smollm2":
+        return gguf_folder(smollm2_gguf())
+    if kind == "hf" and rest:
+        return Path(rest)
+    if kind == "gguf" and rest:
+        return gguf_folder(rest)
+    if kind == "run" and rest:
+        return run_folder(rest)
+    raise UserError(f"unknown model spec '{spec}'; use {SPEC_HELP}")
+
+
+def load_backend(spec: str, device: str = "auto", precision: str = "auto", api_key: str | None = None) -> Backend:
+    if spec.startswith("openai:"):
+        model, _, base_url = spec.removeprefix("openai:").partition("@")
+        if not model:
+            raise UserError(f"model spec '{spec}' names no model; use openai:MODEL@BASE_URL")
+        return OpenAIBackend(model, base_url or None, api_key)
+    folder = hf_folder(spec)
+    if not (folder / "config.json").exists():
+        raise UserError(f"{folder} is not a Hugging Face model folder (no config.json)")
+    return HFBackend(folder, identity=f"{spec}|{weights_fingerprint(folder)}", device=device, precision=precision)
+
+
+__all__ = ["SPEC_HELP", "Backend", "HFBackend", "OpenAIBackend", "hf_folder", "load_backend"]

