@@ -193,6 +193,43 @@ def eval_(
 
 
 @app.command()
+def contamination(
+    out: Annotated[Path, typer.Option(help="folder for contamination.json")],
+    corpus: Annotated[list[str], typer.Option(help="training corpus: file (.gz/.zst too), folder, JSONL, "
+                                                   "parquet, datasets folder, or 'stdlib'; repeatable")],
+    data: Annotated[list[str], typer.Option(help="TASK=PATH of the evaluation data, repeatable")],
+    method: Annotated[str, typer.Option(help="gpt4 (3 random 50-char substrings) or ngram (13-grams)")] = "gpt4",
+    seed: Annotated[int, typer.Option(help="seed of the substring choice")] = 0,
+    threshold: Annotated[float, typer.Option(help="ngram: overlap share that marks an example")] = 0.0,
+    text_field: Annotated[str, typer.Option(help="JSONL/parquet field holding the text")] = "text",
+    results: Annotated[Path | None, typer.Option(help="an eval output folder: add clean vs contaminated "
+                                                      "scores to its results.json")] = None,
+    jobs: Annotated[int | None, typer.Option(help="processes scanning (default: 2 or the cores)")] = None,
+) -> None:
+    """Find evaluation examples in training corpora (GPT-4's substring method or 13-gram overlap)."""
+    from scalelab.contamination import attach_clean_scores, check, examples_of
+    from scalelab.evals import load_task
+    from scalelab.io import check_writable, write_json
+
+    check_writable(out)
+    paths = _data_map(data)
+    tasks = [load_task(name, paths, shots=0) for name in paths]
+    if results is not None and not (results / "results.json").exists():
+        raise UserError(f"--results {results}: no results.json there")
+    report = check(examples_of(tasks), corpus, method=method, seed=seed, threshold=threshold, jobs=jobs,
+                   text_field=text_field)
+    write_json(out / "contamination.json", report)
+    print(f"{'task':20s} {'n':>7s} {'contaminated':>13s} {'fraction':>9s}")
+    for name, entry in report["tasks"].items():
+        print(f"{name:20s} {entry['n']:7d} {entry['n_contaminated']:13d} {entry['fraction']:9.2%}")
+    print(f"scanned {report['bytes_scanned'] / 1e6:,.1f} MB in {report['seconds']:.1f} s "
+          f"-> {out / 'contamination.json'}")
+    if results is not None:
+        attach_clean_scores(results, report)
+        print(f"clean vs contaminated scores -> {results / 'results.json'}")
+
+
+@app.command()
 def serve(
     model: Annotated[str, typer.Argument(help="smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",

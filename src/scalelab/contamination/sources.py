@@ -1,0 +1,154 @@
+"""Corpora streamed as blocks of a few MB, whatever their size: files (plain, .gz, .zst), folders,
+JSONL with a text field, parquet and `datasets` folders, and the standard-library corpus.
+
+Small documents are packed into one block joined by SEPARATOR; a large one is cut into blocks that
+overlap by OVERLAP_CHARS, so a match is never lost at a cut (a 50-character pattern would need more
+than 64 K characters of spaces and symbols inside it to span one).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalelab.contamination.normalize import SEPARATOR
+from scalelab.data.corpus import TEXT_SUFFIXES, CorpusSpec, iter_documents
+from scalelab.errors import UserError
+
+BLOCK_CHARS = 4_000_000
+OVERLAP_CHARS = 65_536
+COMPRESSED = {".gz", ".zst"}
+
+
+@dataclass
+class Block:
+    text: str = ""
+    docs: list[tuple[int, str, int]] = field(default_factory=list)  # (start in block, source, offset in source)
+    new_bytes: int = 0  # bytes of text this block adds (its overlap with the previous block not counted)
+
+    def locate(self, index: int) -> tuple[str, int]:
+        """The source and the offset in it of character `index` of the block."""
+        start, source, offset = max((d for d in self.docs if d[0] <= index), key=lambda d: d[0])
+        return source, offset + index - start
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    if path.suffix == ".zst":
+        import zstandard
+
+        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
+        return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def _kind(path: Path) -> str:
+    inner = path.with_suffix("") if path.suffix in COMPRESSED else path
+    return inner.suffix
+
+
+def _documents(path: Path, text_field: str) -> Iterator[tuple[str, Iterator[str]]]:
+    """(source, pieces of its text) for every document of one file."""
+    if _kind(path) == ".jsonl":
+        with _open_text(path) as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+                if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
+                    raise UserError(f"{path}:{line_no}: no string field '{text_field}'")
+                yield f"{path}:{line_no}", iter([row[text_field]])
+    elif _kind(path) == ".parquet":
+        for doc in iter_documents(CorpusSpec(str(path), text_field=text_field)):
+            yield doc.source, iter([doc.text])
+    else:
+        f = _open_text(path)
+
+        def pieces() -> Iterator[str]:
+            with f:
+                while piece := f.read(BLOCK_CHARS):
+                    yield piece
+
+        yield str(path), pieces()
+
+
+def _files(path: Path) -> Iterator[Path]:
+    if path.is_file():
+        yield path
+        return
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) in TEXT_SUFFIXES | {".jsonl", ".parquet"})
+    if not files:
+        raise UserError(f"corpus folder {path} has no text, JSONL or parquet files")
+    yield from files
+
+
+def _all_documents(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str]]]:
+    if corpus == "stdlib":
+        for doc in iter_documents(CorpusSpec(None)):
+            yield f"stdlib:{doc.source}", iter([doc.text])
+        return
+    path = Path(corpus)
+    if not path.exists():
+        raise UserError(f"corpus not found: {path}")
+    if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "state.json").exists()):
+        for doc in iter_documents(CorpusSpec(str(path), text_field=text_field)):
+            yield doc.source, iter([doc.text])
+        return
+    for file in _files(path):
+        yield from _documents(file, text_field)
+
+
+def iter_blocks(corpora: list[str], text_field: str = "text") -> Iterator[Block]:
+    """Blocks of about BLOCK_CHARS characters covering every document of every corpus."""
+    block, parts, length = Block(), [], 0
+    for corpus in corpora:
+        for source, pieces in _guarded(corpus, text_field):
+            offset, carry = 0, ""
+            for piece in pieces:
+                if parts and length + len(piece) > BLOCK_CHARS:
+                    block.text = SEPARATOR.join(parts)
+                    yield block
+                    block, parts, length = Block(), [], 0
+                start = length + (len(SEPARATOR) if parts else 0)
+                parts.append(carry + piece)
+                length = start + len(carry) + len(piece)
+                block.docs.append((start, source, offset - len(carry)))
+                block.new_bytes += len(piece.encode("utf-8", "surrogatepass"))
+                offset += len(piece)
+                carry = piece[-OVERLAP_CHARS:]
+    if parts:
+        block.text = SEPARATOR.join(parts)
+        yield block
+
+
+def _guarded(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str]]]:
+    """Documents, with read failures turned into one line naming the file and the reason."""
+    documents = _all_documents(corpus, text_field)
+    while True:
+        try:
+            source, pieces = next(documents)
+        except StopIteration:
+            return
+        except (OSError, EOFError, UnicodeError, zlib.error) as e:
+            raise UserError(f"cannot read corpus {corpus}: {e}") from None
+        yield source, _guarded_pieces(source, pieces)
+
+
+def _guarded_pieces(source: str, pieces: Iterator[str]) -> Iterator[str]:
+    try:
+        yield from pieces
+    except (OSError, EOFError, zlib.error) as e:
+        raise UserError(f"cannot read corpus file {source}: {e}") from None
+    except Exception as e:  # zstandard raises its own error type on corrupt input
+        if type(e).__module__.startswith("zstandard"):
+            raise UserError(f"cannot read corpus file {source}: {e}") from None
+        raise
