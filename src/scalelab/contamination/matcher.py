@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 Q = 16  # bytes per sampled gram
-K = 35  # sampling step for patterns of at least Q + K - 1 = 50 bytes
+BANDS = ((50, 1 << 62), (32, 50), (24, 32))  # pattern lengths sampled every low - Q + 1 positions
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)
 
 
@@ -58,13 +58,23 @@ class SubstringIndex:
     def __init__(self, patterns: list[bytes]):
         self.patterns = patterns
         self.max_len = max((len(p) for p in patterns), default=0)
-        long = [i for i, p in enumerate(patterns) if len(p) >= Q + K - 1]
-        short = [i for i, p in enumerate(patterns) if 0 < len(p) < Q + K - 1]
-        self.groups = [self._group(long, Q, K)] if long else []
-        if short:
-            shortest = min(len(patterns[i]) for i in short)
-            q = min(Q, shortest)
-            self.groups.append(self._group(short, q, shortest - q + 1))
+        self.lengths = np.array([len(p) for p in patterns], dtype=np.int64)
+        self.matrix = np.zeros((len(patterns), max(1, self.max_len)), dtype=np.uint8)  # patterns, zero-padded
+        for i, p in enumerate(patterns):
+            self.matrix[i, :len(p)] = np.frombuffer(p, dtype=np.uint8)
+        # Length bands, each sampled as sparsely as its shortest pattern allows; the shortest
+        # patterns (rare: tiny questions) go to an Aho-Corasick automaton, fast for a few patterns.
+        self.groups = []
+        for low, high in BANDS:
+            ids = [i for i, p in enumerate(patterns) if low <= len(p) < high]
+            if ids:
+                self.groups.append(self._group(ids, Q, low - Q + 1))
+        self.tiny = [i for i, p in enumerate(patterns) if 0 < len(p) < BANDS[-1][0]]
+        self.automaton = None
+        if self.tiny:
+            import ahocorasick_rs
+
+            self.automaton = ahocorasick_rs.BytesAhoCorasick([patterns[i] for i in self.tiny])
 
     def _group(self, ids: list[int], q: int, k: int) -> _Group:
         """Every q-gram of every pattern in `ids`, hashed in one vectorised pass."""
@@ -82,6 +92,25 @@ class SubstringIndex:
         np.bitwise_or.at(bits, slot >> np.uint64(3), (1 << (slot & np.uint64(7))).astype(np.uint8))
         return _Group(q, k, h, owners, offsets, bits)
 
+    @staticmethod
+    def _pairs(starts: np.ndarray, lo: np.ndarray, hi: np.ndarray, g: _Group) -> tuple[np.ndarray, np.ndarray]:
+        """Every (pattern, text position where it would begin) that a gram hit implies."""
+        count = hi - lo
+        which = np.repeat(np.arange(len(lo)), count)
+        entry = np.repeat(lo - np.concatenate([[0], np.cumsum(count)[:-1]]), count) + np.arange(count.sum())
+        return g.pattern[entry], starts[which] - g.offset[entry]
+
+    def _verify(self, data: np.ndarray, pid: np.ndarray, begin: np.ndarray) -> tuple[list[int], list[int]]:
+        """The pairs whose pattern really is at that position, compared byte for byte."""
+        ok = (begin >= 0) & (begin + self.lengths[pid] <= len(data))
+        pid, begin = pid[ok], begin[ok]
+        if not len(pid):
+            return [], []
+        cols = np.arange(self.matrix.shape[1])
+        window = data[np.minimum(begin[:, None] + cols, len(data) - 1)]
+        same = ((window == self.matrix[pid]) | (cols >= self.lengths[pid][:, None])).all(axis=1)
+        return pid[same].tolist(), begin[same].tolist()
+
     def find(self, text: bytes) -> dict[int, int]:
         """Pattern id -> first byte position in `text` where it occurs."""
         data = np.frombuffer(text, dtype=np.uint8)
@@ -94,15 +123,15 @@ class SubstringIndex:
             starts, h = starts[maybe], h[maybe]
             lo = np.searchsorted(g.hashes, h, side="left")
             hi = np.searchsorted(g.hashes, h, side="right")
-            for j in np.flatnonzero(hi > lo):
-                s = int(starts[j])
-                for pid, off in zip(g.pattern[lo[j]:hi[j]], g.offset[lo[j]:hi[j]], strict=True):
-                    pid, begin = int(pid), s - int(off)
-                    if pid in found and found[pid] <= begin:
-                        continue
-                    pattern = self.patterns[pid]
-                    if begin >= 0 and text[begin:begin + len(pattern)] == pattern:
-                        found[pid] = begin
+            pid, begin = self._pairs(starts, lo, hi, g)
+            for p, b in zip(*self._verify(data, pid, begin), strict=True):
+                if p not in found or b < found[p]:
+                    found[p] = b
+        if self.automaton is not None:
+            for which, begin, _ in self.automaton.find_matches_as_indexes(text, overlapping=True):
+                pid = self.tiny[which]
+                if pid not in found or begin < found[pid]:
+                    found[pid] = begin
         return found
 
 

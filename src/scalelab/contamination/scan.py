@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -109,7 +110,11 @@ def check(examples: list[Example], corpora: list[str], method: str = "gpt4", see
     with progress(disable=not show_progress) as bar, \
             ProcessPoolExecutor(jobs, initializer=_init, initargs=(method, payload)) as pool:
         job = bar.add_task("scan corpus (MB)", total=None)
-        for n_bytes, hits in pool.map(scan, iter_blocks(corpora, text_field)):
+        in_flight: deque = deque()  # a few blocks ahead of the workers: memory stays bounded
+
+        def collect() -> None:
+            nonlocal scanned
+            n_bytes, hits = in_flight.popleft().result()
             scanned += n_bytes
             bar.advance(job, n_bytes / 1e6)
             for key, source, offset, snippet in hits:
@@ -117,6 +122,13 @@ def check(examples: list[Example], corpora: list[str], method: str = "gpt4", see
                     first_hit.setdefault(owners[key], (source, offset, snippet))
                 else:
                     gram_source.setdefault(key, source)
+
+        for block in iter_blocks(corpora, text_field):
+            in_flight.append(pool.submit(scan, block))
+            if len(in_flight) > 2 * jobs:
+                collect()
+        while in_flight:
+            collect()
         if scanned == 0:
             raise UserError(f"the corpus is empty: {', '.join(corpora)}")
     tasks: dict[str, Any] = {}
