@@ -44,17 +44,6 @@ def task_yaml(subject: str, mmlu: Path) -> str:
         "doc_to_choice": ["A", "B", "C", "D"], "doc_to_target": "answer", "metric_list": [{"metric": "acc"}]})
 
 
-def subjects_for(mmlu: Path, items: int) -> list[str]:
-    """Whole subjects, in order, until they hold at least `items` test rows."""
-    out, total = [], 0
-    for test in sorted((mmlu / "test").glob("*.csv")):
-        out.append(test.name.split(".")[0].removesuffix("_test"))
-        total += sum(1 for _ in open(test)) - 1
-        if total >= items:
-            break
-    return out
-
-
 def run_lm_eval(lm, mmlu: Path, subjects: list[str], limit: int | None = None) -> tuple[float, dict]:
     """Seconds and (subject, row) -> chosen index, for lm-eval on the subjects' local CSVs."""
     import lm_eval
@@ -81,11 +70,15 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16, 64])
     args = parser.parse_args()
-    subjects = subjects_for(args.mmlu, args.items)
-
     backend = load_backend("smollm2")
     folder, dtype = hf_folder("smollm2"), {"bf16": "bfloat16", "fp32": "float32"}[backend.precision]
     task = load_task("mmlu", {"mmlu": str(args.mmlu)}, shots=5)
+    subjects: list[str] = []  # whole subjects, in order, until they hold `items` test rows
+    for s in task.samples:
+        if s.group not in subjects and sum(x.group in subjects for x in task.samples) >= args.items:
+            break
+        if s.group not in subjects:
+            subjects.append(s.group)
     task.samples = [s for s in task.samples if s.group in subjects]
     n_items = len(task.samples)
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,15 +90,18 @@ def main() -> None:
     print(f"scalelab: {n_items} items in {ours_seconds:.1f} s ({backend.precision})", flush=True)
     del backend
 
+    import torch
     from lm_eval.models.huggingface import HFLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
 
     timings = {}
     for bs in args.batch_sizes:  # lm-eval at its best batch size, chosen on the first two subjects
-        lm = HFLM(pretrained=str(folder), dtype=dtype, batch_size=bs)
+        lm = HFLM(pretrained=str(folder), dtype=dtype, batch_size=bs, device=device)
         timings[bs], _ = run_lm_eval(lm, args.mmlu, subjects[:2], limit=3)
         print(f"lm-eval probe batch_size={bs}: {timings[bs]:.1f} s", flush=True)
     best = min(timings, key=timings.get)
-    lm = HFLM(pretrained=str(folder), dtype=dtype, batch_size=best)
+    lm = HFLM(pretrained=str(folder), dtype=dtype, batch_size=best, device=device)
     theirs_seconds, theirs = run_lm_eval(lm, args.mmlu, subjects)
     same = sum(ours[k] == theirs.get(k) for k in ours) / len(ours)
     result = {"scalelab_items_per_s": n_items / ours_seconds, "lm_eval_items_per_s": n_items / theirs_seconds,

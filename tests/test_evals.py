@@ -331,3 +331,46 @@ def test_bad_input_is_one_clean_line(tiny_run, mmlu_dir, tmp_path):
     with pytest.raises(UserError, match="option_b"):
         (tmp_path / "t.jsonl").write_text('{"instruction": "q", "option_a": "1", "answer": "A"}\n')
         load_task("mmlu_x", {"mmlu_x": str(tmp_path / "t.jsonl")})
+
+
+def test_openai_backend_retries_rate_limits(tmp_path):
+    """An upstream that answers 429 twice, then a completion with prompt log-probabilities."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    calls = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _send(self, code, body):
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("retry-after-ms", "10")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._send(200, {"object": "list", "data": []})
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            calls.append(self.path)
+            if len(calls) <= 2:
+                return self._send(429, {"error": {"message": "slow down"}})
+            self._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": "m", "choices": [
+                {"index": 0, "text": "Answer: B", "finish_reason": "length", "logprobs": {
+                    "tokens": ["Answer", ":", " B"], "token_logprobs": [None, -0.5, -1.25], "text_offset": [0, 6, 7],
+                    "top_logprobs": None}}]})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = load_backend(f"openai:m@http://127.0.0.1:{server.server_address[1]}/v1")
+        assert backend.loglikelihood([Loglikelihood("Answer:", " B")]) == [-1.25]
+        assert len(calls) == 3
+    finally:
+        server.shutdown()

@@ -268,6 +268,56 @@ def compare(
         write_json(json_out, result)
 
 
+align_app = typer.Typer(no_args_is_help=True, help="Post-training: SFT on teacher data, rule-based reward models.")
+app.add_typer(align_app, name="align")
+
+
+@align_app.command("sft")
+def align_sft(
+    model: Annotated[str, typer.Option(help="smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
+    data: Annotated[Path, typer.Option(help="Alpaca JSON/JSONL (instruction, input, output) or messages JSONL")],
+    out: Annotated[Path, typer.Option(help="folder for the tuned Hugging Face model")],
+    steps: Annotated[int, typer.Option(help="optimiser steps")] = 100,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 2e-5,
+    batch_size: Annotated[int, typer.Option(help="examples per step")] = 4,
+    lora: Annotated[bool, typer.Option(help="train LoRA adapters (peft), merged on save")] = False,
+) -> None:
+    """Instruction-tune a model on a stronger model's answers (loss on the responses only)."""
+    from scalelab.align import SFTSettings, sft
+
+    result = sft(model, data, out, SFTSettings(steps=steps, lr=lr, batch_size=batch_size, lora=lora))
+    print(f"loss {result['first_loss']:.4f} -> {result['last_loss']:.4f} over {steps} steps -> {out}")
+
+
+@align_app.command("rbrm")
+def align_rbrm(
+    data: Annotated[Path, typer.Option(help="JSONL rows: prompt, response, tag (allowed or disallowed)")],
+    out: Annotated[Path, typer.Option(help="JSONL of per-item classes and rewards")],
+    grader: Annotated[str, typer.Option(help="grading model spec (smollm2, hf:, gguf:, run:, openai:)")] = "smollm2",
+    rubric: Annotated[Path | None, typer.Option(help="rubric file of lettered classes (default: GPT-4 style)")] = None,
+) -> None:
+    """Grade responses with a rule-based reward model: class probabilities and rewards per item."""
+    from scalelab.align import Rubric, grade
+    from scalelab.evals import load_backend
+    from scalelab.evals.runner import write_samples
+    from scalelab.evals.tasks.base import field_of, read_jsonl
+
+    parsed = Rubric.load(rubric)
+    items = []
+    for line_no, row in read_jsonl(data):
+        where = f"{data}:{line_no}"
+        tag = field_of(row, "tag", where)
+        if tag not in ("allowed", "disallowed"):
+            raise UserError(f"{where}: tag must be 'allowed' or 'disallowed', not '{tag}'")
+        items.append({"prompt": str(field_of(row, "prompt", where)), "response": str(field_of(row, "response", where)),
+                      "tag": tag})
+    graded = grade(load_backend(grader), parsed, items)
+    write_samples(out, graded)
+    valid = [g for g in graded if not g["invalid"]]
+    mean = sum(g["reward"] for g in valid) / len(valid) if valid else float("nan")
+    print(f"{len(valid)} graded, {len(graded) - len(valid)} invalid, mean reward {mean:+.3f} -> {out}")
+
+
 def main() -> None:
     try:
         app()

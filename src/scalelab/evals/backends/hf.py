@@ -96,8 +96,9 @@ class HFBackend:
     @torch.inference_mode()
     def _score_group(self, prefix: list[int], rows: list[_Row], out: list[float]) -> None:
         cache = None
-        if prefix:
-            cache = self.model(torch.tensor([prefix], device=self.device), use_cache=True).cache
+        if prefix:  # the body only: no logits are needed on the prefix
+            body = self.model.get_decoder() if self._split else self.model
+            cache = body(input_ids=torch.tensor([prefix], device=self.device), use_cache=True).cache
         rows = sorted(rows, key=lambda r: -len(r.ids))
         i = 0
         while i < len(rows):

@@ -1,0 +1,88 @@
+"""Post-training data as published: Alpaca instruction files, chat `messages` JSONL, preference pairs
+(Anthropic HH-RLHF transcripts or `prompt, chosen, rejected` rows). Bad rows name file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from scalelab.errors import UserError
+from scalelab.evals.tasks.base import existing, open_text, read_jsonl
+
+
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    """(where, row) from a JSON list or a JSONL file (.gz too)."""
+    if path.suffix == ".json":
+        try:
+            with open_text(path) as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{path}: cannot read as JSON ({e})") from None
+        if not isinstance(data, list):
+            raise UserError(f"{path}: expected a JSON list of rows")
+        return [(f"{path}: item {i}", r) for i, r in enumerate(data)]
+    return [(f"{path}:{n}", r) for n, r in read_jsonl(path)]
+
+
+def _text(row: dict, key: str, where: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where}: missing field '{key}'")
+    return value
+
+
+def read_instructions(path: str | Path) -> list[dict[str, Any]]:
+    """Rows {prompt, completion} in chat form: a list with the user message, and the assistant reply."""
+    path = existing(path, "instruction data")
+    out = []
+    for where, row in _rows(path):
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected an object")
+        if "messages" in row:
+            messages = row["messages"]
+            if not isinstance(messages, list) or len(messages) < 2 or messages[-1].get("role") != "assistant":
+                raise UserError(f"{where}: 'messages' must end with an assistant message")
+            out.append({"prompt": messages[:-1], "completion": [messages[-1]]})
+            continue
+        instruction = _text(row, "instruction", where)
+        extra = row.get("input") or ""
+        answer = row.get("output", row.get("response"))
+        if not isinstance(answer, str) or not answer.strip():
+            raise UserError(f"{where}: missing field 'output' (or 'response')")
+        user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+        out.append({"prompt": [{"role": "user", "content": user}],
+                    "completion": [{"role": "assistant", "content": answer}]})
+    if not out:
+        raise UserError(f"{path}: no rows")
+    return out
+
+
+def split_transcript(text: str, where: str) -> tuple[str, str]:
+    """An HH-RLHF transcript -> (everything up to the last assistant turn, that turn)."""
+    marker = "\n\nAssistant:"
+    cut = text.rfind(marker)
+    if cut < 0:
+        raise UserError(f"{where}: no '\\n\\nAssistant:' turn in the transcript")
+    return text[:cut + len(marker)], text[cut + len(marker):]
+
+
+def read_preferences(path: str | Path) -> list[dict[str, str]]:
+    """Rows {prompt, chosen, rejected}: from `prompt, chosen, rejected` or HH-RLHF transcripts."""
+    path = existing(path, "preference data")
+    out = []
+    for where, row in _rows(path):
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected an object")
+        chosen, rejected = _text(row, "chosen", where), _text(row, "rejected", where)
+        if "prompt" in row:
+            out.append({"prompt": _text(row, "prompt", where), "chosen": chosen, "rejected": rejected})
+            continue
+        prompt, chosen_reply = split_transcript(chosen, f"{where} chosen")
+        prompt_r, rejected_reply = split_transcript(rejected, f"{where} rejected")
+        if prompt != prompt_r:
+            raise UserError(f"{where}: chosen and rejected do not share the conversation before the last reply")
+        out.append({"prompt": prompt, "chosen": chosen_reply, "rejected": rejected_reply})
+    if not out:
+        raise UserError(f"{path}: no rows")
+    return out
