@@ -69,3 +69,20 @@ def test_align_bad_input(tmp_path):
     data.write_text(json.dumps({"prompt": "p", "response": "r", "tag": "allowed"}) + "\n")
     assert_clean_error(run_cli("align", "rbrm", "--data", str(data), "--out", str(tmp_path / "o.jsonl"),
                                "--rubric", str(rubric)), "lettered classes")
+
+
+def test_rlaif_labels_average_both_orders(tiny_run):
+    from scalelab.align import direct_rewards, label_pairs
+
+    backend = load_backend(f"run:{tiny_run}", precision="fp32")
+    rows = [{"prompt": "Return a value.", "a": "return value", "b": "import os", "human": "a"},
+            {"prompt": "Count items.", "a": "for x in items: pass", "b": "count += 1", "human": "b"}]
+    out = label_pairs(backend, rows)
+    for lab in out["labels"]:
+        assert 0 < lab["p_a"] < 1 and lab["p_a"] == pytest.approx((lab["p_a_first"] + lab["p_a_second"]) / 2)
+    assert 0 <= out["position_bias_rate"] <= 1 and out["n_human"] == 2
+    swapped = label_pairs(backend, [{"prompt": r["prompt"], "a": r["b"], "b": r["a"]} for r in rows])
+    for x, y in zip(out["labels"], swapped["labels"], strict=True):  # order-averaged: symmetric
+        assert x["p_a"] == pytest.approx(1 - y["p_a"], abs=1e-6)
+    rewards = direct_rewards(backend, [{"prompt": "Say hi.", "response": "hi"}])
+    assert -1 <= rewards[0] <= 1

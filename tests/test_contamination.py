@@ -172,3 +172,19 @@ def test_bad_input(tmp_path):
                        "unknown task")
     assert_clean_error(run_cli("contamination", "--corpus", str(tmp_path / "missing"), "--data", f"mmlu={mmlu}",
                                "--out", out), "corpus not found")
+
+
+def test_eval_with_contamination_corpus_reports_clean_scores(tiny_run, tmp_path):
+    mmlu = _mmlu_task(tmp_path)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Python-Code: which function returns its input, case 2?\n" + "filler words " * 500)
+    out = tmp_path / "res"
+    proc = run_cli("eval", "--model", f"run:{tiny_run}", "--tasks", "mmlu", "--data", f"mmlu={mmlu}", "--shots", "1",
+                   "--out", str(out), "--contamination-corpus", str(corpus))
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    block = res["tasks"]["mmlu"]["contamination"]
+    assert block["n_contaminated"] == 1 and set(block["metrics"]["acc"]) == {
+        "all", "clean", "contaminated", "contaminated_minus_clean"}
+    report = json.loads((out / "contamination.json").read_text())
+    assert [c["id"] for c in report["tasks"]["mmlu"]["contaminated"]] == ["python_code/2"]

@@ -108,7 +108,7 @@ def fit(
 @app.command()
 def forecast(
     out: Annotated[Path, typer.Option(help="forecast folder")] = Path("runs/forecast"),
-    preset: Annotated[str, typer.Option(help="cpu (default, ~12 min on 2 cores), cpu-quick, gpu")] = "cpu",
+    preset: Annotated[str, typer.Option(help="cpu (default, ~15 min on 2 cores), cpu-quick, gpu")] = "cpu",
     resume: Annotated[bool, typer.Option(help="continue the forecast in --out, skipping finished runs")] = False,
     target_flops: Annotated[float | None, typer.Option(help="compute of the target run")] = None,
     max_fraction: Annotated[float | None, typer.Option(help="largest ladder run / target compute")] = None,
@@ -316,6 +316,31 @@ def align_rbrm(
     valid = [g for g in graded if not g["invalid"]]
     mean = sum(g["reward"] for g in valid) / len(valid) if valid else float("nan")
     print(f"{len(valid)} graded, {len(graded) - len(valid)} invalid, mean reward {mean:+.3f} -> {out}")
+
+
+@align_app.command("rlaif")
+def align_rlaif(
+    data: Annotated[Path, typer.Option(help="preference pairs: prompt/chosen/rejected JSONL or HH-RLHF")],
+    out: Annotated[Path, typer.Option(help="JSONL of AI labels (P(chosen preferred)) per pair")],
+    labeller: Annotated[str, typer.Option(help="labelling model spec (needs log-likelihoods)")] = "smollm2",
+) -> None:
+    """AI preference labels with both orders averaged; position-bias rate and agreement with the human choice."""
+    import random
+
+    from scalelab.align import label_pairs, read_preferences
+    from scalelab.evals import load_backend
+    from scalelab.evals.runner import write_samples
+
+    rng = random.Random(0)  # which response is shown as "a" is random, so agreement is not position bias
+    rows = []
+    for p in read_preferences(data):
+        flip = rng.random() < 0.5
+        a, b = (p["rejected"], p["chosen"]) if flip else (p["chosen"], p["rejected"])
+        rows.append({"prompt": p["prompt"], "a": a, "b": b, "human": "b" if flip else "a"})
+    result = label_pairs(load_backend(labeller), rows)
+    write_samples(out, result["labels"])
+    print(f"{len(rows)} pairs: position-bias rate {result['position_bias_rate']:.3f}, agreement with the human "
+          f"choice {result['human_agreement']:.3f} -> {out}")
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from scalelab.contamination.matcher import NgramIndex, SubstringIndex
 from scalelab.contamination.normalize import SEPARATOR, normalize, offset_map, words
-from scalelab.contamination.sources import Block, iter_blocks
+from scalelab.contamination.sources import Block, FileSlice, iter_blocks
 from scalelab.errors import UserError
 from scalelab.progress import progress
 
@@ -45,9 +45,9 @@ def substrings(text: str, seed: int, key: str, n: int = SUBSTRINGS, length: int 
     norm = normalize(text).decode()
     if len(norm) <= length:
         return [norm.encode()] if norm else []
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-    starts = rng.integers(0, len(norm) - length + 1, size=n)
+    span = len(norm) - length + 1
+    starts = [int.from_bytes(hashlib.sha256(f"{seed}:{key}:{j}".encode()).digest()[:8], "little") % span
+              for j in range(n)]
     return [norm[s:s + length].encode() for s in starts]
 
 
@@ -61,7 +61,8 @@ def _init(method: str, payload: Any) -> None:
     _index = SubstringIndex(payload) if method == "gpt4" else NgramIndex(payload)
 
 
-def _scan_substrings(block: Block) -> tuple[int, list[tuple[int, str, int, str]]]:
+def _scan_substrings(item: Block | FileSlice) -> tuple[int, list[tuple[int, str, int, str]]]:
+    block = item.load() if isinstance(item, FileSlice) else item
     found = _index.find(normalize(block.text))
     hits = []
     if found:
@@ -73,7 +74,8 @@ def _scan_substrings(block: Block) -> tuple[int, list[tuple[int, str, int, str]]
     return block.new_bytes, hits
 
 
-def _scan_ngrams(block: Block) -> tuple[int, list[tuple[int, str, int | None, str]]]:
+def _scan_ngrams(item: Block | FileSlice) -> tuple[int, list[tuple[int, str, int | None, str]]]:
+    block = item.load() if isinstance(item, FileSlice) else item
     hits = []
     for start, source, _ in block.docs:
         end = block.text.find(SEPARATOR, start)

@@ -3,7 +3,9 @@ JSONL with a text field, parquet and `datasets` folders, and the standard-librar
 
 Small documents are packed into one block joined by SEPARATOR; a large one is cut into blocks that
 overlap by OVERLAP_CHARS, so a match is never lost at a cut (a 50-character pattern would need more
-than 64 K characters of spaces and symbols inside it to span one).
+than 64 K characters of spaces and symbols inside it to span one). A large plain text file is handed
+out as byte ranges (`FileSlice`) that the scanning process reads itself: no text crosses a pipe.
+Offsets are UTF-8 byte offsets in the source.
 """
 
 from __future__ import annotations
@@ -28,13 +30,39 @@ COMPRESSED = {".gz", ".zst"}
 @dataclass
 class Block:
     text: str = ""
-    docs: list[tuple[int, str, int]] = field(default_factory=list)  # (start in block, source, offset in source)
+    docs: list[tuple[int, str, int]] = field(default_factory=list)  # (start in block, source, byte offset there)
     new_bytes: int = 0  # bytes of text this block adds (its overlap with the previous block not counted)
 
     def locate(self, index: int) -> tuple[str, int]:
-        """The source and the offset in it of character `index` of the block."""
+        """The source and the byte offset in it of character `index` of the block."""
         start, source, offset = max((d for d in self.docs if d[0] <= index), key=lambda d: d[0])
-        return source, offset + index - start
+        return source, offset + len(self.text[start:index].encode("utf-8", "surrogatepass"))
+
+
+@dataclass(frozen=True)
+class FileSlice:
+    """Bytes [start, end) of a plain text file, read with OVERLAP_CHARS bytes before them."""
+
+    path: str
+    start: int
+    end: int
+
+    @property
+    def new_bytes(self) -> int:
+        return self.end - self.start
+
+    def load(self) -> Block:
+        first = max(0, self.start - OVERLAP_CHARS)
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(first)
+                data = f.read(self.end - first)
+        except OSError as e:
+            raise UserError(f"cannot read corpus file {self.path}: {e.strerror}") from None
+        skip = 0
+        while skip < min(3, len(data)) and 0x80 <= data[skip] < 0xC0:  # start on a character boundary
+            skip += 1
+        return Block(data[skip:].decode("utf-8", errors="replace"), [(0, self.path, first + skip)], self.new_bytes)
 
 
 def _open_text(path: Path):
@@ -91,7 +119,7 @@ def _files(path: Path) -> Iterator[Path]:
     yield from files
 
 
-def _all_documents(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str]]]:
+def _all_documents(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str] | None]]:
     if corpus == "stdlib":
         for doc in iter_documents(CorpusSpec(None)):
             yield f"stdlib:{doc.source}", iter([doc.text])
@@ -104,14 +132,22 @@ def _all_documents(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator
             yield doc.source, iter([doc.text])
         return
     for file in _files(path):
-        yield from _documents(file, text_field)
+        if file.suffix not in COMPRESSED and _kind(file) not in (".jsonl", ".parquet") \
+                and file.stat().st_size >= BLOCK_CHARS:
+            yield str(file), None  # read by the scanning processes, in byte ranges
+        else:
+            yield from _documents(file, text_field)
 
 
-def iter_blocks(corpora: list[str], text_field: str = "text") -> Iterator[Block]:
-    """Blocks of about BLOCK_CHARS characters covering every document of every corpus."""
+def iter_blocks(corpora: list[str], text_field: str = "text") -> Iterator[Block | FileSlice]:
+    """Blocks of about BLOCK_CHARS characters (or file slices) covering every document of every corpus."""
     block, parts, length = Block(), [], 0
     for corpus in corpora:
         for source, pieces in _guarded(corpus, text_field):
+            if pieces is None:
+                size = Path(source).stat().st_size
+                yield from (FileSlice(source, i, min(size, i + BLOCK_CHARS)) for i in range(0, size, BLOCK_CHARS))
+                continue
             offset, carry = 0, ""
             for piece in pieces:
                 if parts and length + len(piece) > BLOCK_CHARS:
@@ -121,16 +157,17 @@ def iter_blocks(corpora: list[str], text_field: str = "text") -> Iterator[Block]
                 start = length + (len(SEPARATOR) if parts else 0)
                 parts.append(carry + piece)
                 length = start + len(carry) + len(piece)
-                block.docs.append((start, source, offset - len(carry)))
-                block.new_bytes += len(piece.encode("utf-8", "surrogatepass"))
-                offset += len(piece)
+                piece_bytes = len(piece.encode("utf-8", "surrogatepass"))
+                block.docs.append((start, source, offset - len(carry.encode("utf-8", "surrogatepass"))))
+                block.new_bytes += piece_bytes
+                offset += piece_bytes
                 carry = piece[-OVERLAP_CHARS:]
     if parts:
         block.text = SEPARATOR.join(parts)
         yield block
 
 
-def _guarded(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str]]]:
+def _guarded(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str] | None]]:
     """Documents, with read failures turned into one line naming the file and the reason."""
     documents = _all_documents(corpus, text_field)
     while True:
@@ -140,7 +177,7 @@ def _guarded(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str]]
             return
         except (OSError, EOFError, UnicodeError, zlib.error) as e:
             raise UserError(f"cannot read corpus {corpus}: {e}") from None
-        yield source, _guarded_pieces(source, pieces)
+        yield source, None if pieces is None else _guarded_pieces(source, pieces)
 
 
 def _guarded_pieces(source: str, pieces: Iterator[str]) -> Iterator[str]:

@@ -52,7 +52,7 @@ class ForecastConfig(BaseModel):
 
 
 FORECAST_PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded default: a 2-core CPU, about 12 minutes.
+    # The embedded default: a 2-core CPU, about 15 minutes.
     "cpu": {},
     # A smoke test of the whole pipeline in about a minute (too small to be accurate).
     "cpu-quick": dict(target_flops=2e12, max_fraction=1 / 10, span_decades=1.0, n_seeds=1, n_bootstrap=200,
