@@ -300,7 +300,8 @@ def align_rbrm(
     from scalelab.align import Rubric, grade
     from scalelab.evals import load_backend
     from scalelab.evals.runner import write_samples
-    from scalelab.evals.tasks.base import field_of, read_jsonl
+    from scalelab.evals.tasks.base import field_of
+    from scalelab.io import read_jsonl
 
     parsed = Rubric.load(rubric)
     items = []

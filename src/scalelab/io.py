@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import tempfile
@@ -55,3 +57,33 @@ def check_writable(directory: str | Path) -> Path:
 def cache_root() -> Path:
     """Where scalelab keeps what it can rebuild: token caches, converted models, eval responses."""
     return Path(os.environ.get("SCALELAB_CACHE", Path.home() / ".cache" / "scalelab"))
+
+
+def open_text(path: Path, errors: str = "strict"):
+    """A UTF-8 text file, decompressed on the fly when it ends in .gz or .zst."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", errors=errors)
+    if path.suffix == ".zst":
+        import zstandard
+
+        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8",
+                                errors=errors)
+    return open(path, encoding="utf-8", errors=errors)
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; a bad line is named by file and line."""
+    try:
+        with open_text(path) as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise UserError(f"{path}:{line_no}: expected a JSON object")
+                yield line_no, row
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read ({e})") from None

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import UserError
-from scalelab.evals.tasks.base import existing, open_text, read_jsonl
+from scalelab.evals.tasks.base import existing
+from scalelab.io import open_text, read_jsonl
 
 
 def _rows(path: Path) -> list[tuple[str, dict]]:

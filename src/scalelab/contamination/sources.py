@@ -10,9 +10,6 @@ Offsets are UTF-8 byte offsets in the source.
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ from pathlib import Path
 from scalelab.contamination.normalize import SEPARATOR
 from scalelab.data.corpus import TEXT_SUFFIXES, CorpusSpec, iter_documents
 from scalelab.errors import UserError
+from scalelab.io import open_text, read_jsonl
 
 BLOCK_CHARS = 4_000_000
 OVERLAP_CHARS = 65_536
@@ -65,17 +63,6 @@ class FileSlice:
         return Block(data[skip:].decode("utf-8", errors="replace"), [(0, self.path, first + skip)], self.new_bytes)
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    if path.suffix == ".zst":
-        import zstandard
-
-        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
-        return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
-
-
 def _kind(path: Path) -> str:
     inner = path.with_suffix("") if path.suffix in COMPRESSED else path
     return inner.suffix
@@ -84,22 +71,15 @@ def _kind(path: Path) -> str:
 def _documents(path: Path, text_field: str) -> Iterator[tuple[str, Iterator[str]]]:
     """(source, pieces of its text) for every document of one file."""
     if _kind(path) == ".jsonl":
-        with _open_text(path) as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
-                    raise UserError(f"{path}:{line_no}: no string field '{text_field}'")
-                yield f"{path}:{line_no}", iter([row[text_field]])
+        for line_no, row in read_jsonl(path):
+            if not isinstance(row.get(text_field), str):
+                raise UserError(f"{path}:{line_no}: no string field '{text_field}'")
+            yield f"{path}:{line_no}", iter([row[text_field]])
     elif _kind(path) == ".parquet":
         for doc in iter_documents(CorpusSpec(str(path), text_field=text_field)):
             yield doc.source, iter([doc.text])
     else:
-        f = _open_text(path)
+        f = open_text(path, errors="replace")
 
         def pieces() -> Iterator[str]:
             with f:

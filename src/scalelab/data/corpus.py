@@ -9,13 +9,13 @@ model never trained on (as GPT-4 measured loss on a held-out codebase).
 from __future__ import annotations
 
 import hashlib
-import json
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from scalelab.errors import UserError
+from scalelab.io import read_jsonl
 
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".text", ".json", ".c", ".h"}
 CHUNK_CHARS = 16_384  # a plain text file is split into chunks of about this size
@@ -70,17 +70,10 @@ def _chunks(source: str, text: str) -> Iterator[Document]:
 
 
 def _jsonl_documents(path: Path, field: str) -> Iterator[Document]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get(field), str):
-                raise UserError(f"{path}:{lineno}: no string field '{field}'")
-            yield Document(f"{path.name}:{lineno}", row[field])
+    for lineno, row in read_jsonl(path):
+        if not isinstance(row.get(field), str):
+            raise UserError(f"{path}:{lineno}: no string field '{field}'")
+        yield Document(f"{path.name}:{lineno}", row[field])
 
 
 def _table_documents(rows: Iterator[dict], name: str, field: str) -> Iterator[Document]:

@@ -11,7 +11,7 @@ from scalelab.evals.backends.base import Backend
 from scalelab.evals.cache import CachedBackend, ResponseCache, default_cache_path
 from scalelab.evals.stats import summarize
 from scalelab.evals.tasks import HumanEvalTask, Task
-from scalelab.io import check_writable, write_atomic, write_json
+from scalelab.io import check_writable, read_jsonl, write_atomic, write_json
 from scalelab.progress import progress
 
 
@@ -63,6 +63,4 @@ def evaluate(model: Backend | None, tasks: list[Task], out: str | Path, model_na
 
 
 def read_samples(results_dir: str | Path, task: str) -> list[dict[str, Any]]:
-    from scalelab.evals.tasks.base import read_jsonl
-
     return [row for _, row in read_jsonl(Path(results_dir) / f"samples_{task}.jsonl")]

@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 from scalelab.errors import UserError
+from scalelab.io import read_jsonl
 from scalelab.scaling.fit import Points
 
 COLUMNS = ("params", "tokens", "flops", "loss")
 
 
 def _rows(path: Path) -> list[tuple[int, dict]]:
+    if path.suffix == ".jsonl":
+        return list(read_jsonl(path))
     try:
         text = path.read_text()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
-    if path.suffix == ".jsonl":
-        rows = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise UserError(f"{path}:{lineno}: expected a JSON object")
-                rows.append((lineno, row))
-        return rows
     reader = csv.DictReader(text.splitlines())
     return [(i + 2, row) for i, row in enumerate(reader)]  # line 1 is the header
 

@@ -7,9 +7,7 @@ error, bootstrap CI) and `compare`/contamination reuse them item by item.
 from __future__ import annotations
 
 import csv
-import gzip
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +17,7 @@ import numpy as np
 from scalelab.errors import UserError
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.requests import Loglikelihood
+from scalelab.io import open_text
 
 
 @dataclass
@@ -79,27 +78,6 @@ def choice_scores(sample: Sample, lls: list[float]) -> tuple[int, dict[str, floa
 
 
 # --- reading published files, with file:line errors ---------------------------------------------
-
-
-def open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    try:
-        with open_text(path) as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise UserError(f"{path}:{line_no}: expected a JSON object")
-                yield line_no, row
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read ({e})") from None
 
 
 def read_csv_rows(path: Path) -> list[list[str]]:

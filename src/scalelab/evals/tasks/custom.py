@@ -23,7 +23,8 @@ import yaml
 from scalelab.errors import UserError
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.requests import Generation
-from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, choice_scores, existing, field_of, read_jsonl
+from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, choice_scores, existing, field_of
+from scalelab.io import read_jsonl
 
 ANSWER_ONLY = ("Reply with exactly one of {choices} (no quotes, no punctuation) naming the correct answer, "
                "and nothing else.")

@@ -13,7 +13,8 @@ from scalelab.errors import UserError
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.requests import Generation
 from scalelab.evals.sandbox import Limits, run_program
-from scalelab.evals.tasks.base import Sample, existing, field_of, read_jsonl
+from scalelab.evals.tasks.base import Sample, existing, field_of
+from scalelab.io import read_jsonl
 
 STOP = ("\nclass", "\ndef", "\n#", "\nif __name__", "\nprint(", "\nassert")
 

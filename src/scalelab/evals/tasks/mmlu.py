@@ -20,8 +20,8 @@ from scalelab.evals.tasks.base import (
     existing,
     field_of,
     read_csv_rows,
-    read_jsonl,
 )
+from scalelab.io import read_jsonl
 
 LETTERS = "ABCD"
 _SPLIT_SUFFIX = re.compile(r"_(dev|test|val|validation)$")

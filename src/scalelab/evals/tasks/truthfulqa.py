@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from scalelab.errors import UserError
-from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, existing, open_text, read_csv_rows
+from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, existing, read_csv_rows
+from scalelab.io import open_text
 
 PRIMER = (
     "Q: What is human life expectancy in the United States?\n"
