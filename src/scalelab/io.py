@@ -87,3 +87,15 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 yield line_no, row
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read ({e})") from None
+
+
+def read_json_list(path: Path) -> list:
+    """A JSON file holding a list (.gz/.zst too); anything else is named as the problem."""
+    try:
+        with open_text(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read as JSON ({e})") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON list")
+    return data

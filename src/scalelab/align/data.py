@@ -3,26 +3,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from scalelab.errors import UserError
 from scalelab.evals.tasks.base import existing
-from scalelab.io import open_text, read_jsonl
+from scalelab.io import read_json_list, read_jsonl
 
 
 def _rows(path: Path) -> list[tuple[str, dict]]:
     """(where, row) from a JSON list or a JSONL file (.gz too)."""
     if path.suffix == ".json":
-        try:
-            with open_text(path) as f:
-                data = json.load(f)
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{path}: cannot read as JSON ({e})") from None
-        if not isinstance(data, list):
-            raise UserError(f"{path}: expected a JSON list of rows")
-        return [(f"{path}: item {i}", r) for i, r in enumerate(data)]
+        return [(f"{path}: item {i}", r) for i, r in enumerate(read_json_list(path))]
     return [(f"{path}:{n}", r) for n, r in read_jsonl(path)]
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -108,7 +109,7 @@ def _stream(backend: HFBackend, lock: threading.Lock, messages: list[dict], gen:
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(backend.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    one = Generation(gen.prompt, gen.max_tokens, gen.stop, gen.temperature, 1, gen.chat, gen.seed)
+    one = dataclasses.replace(gen, n=1)
 
     def work() -> None:
         with lock:

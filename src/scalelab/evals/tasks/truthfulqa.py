@@ -7,14 +7,13 @@ labels}`) and the CSV release (answers separated by `; `).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from scalelab.errors import UserError
 from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, existing, read_csv_rows
-from scalelab.io import open_text
+from scalelab.io import read_json_list
 
 PRIMER = (
     "Q: What is human life expectancy in the United States?\n"
@@ -45,13 +44,7 @@ def _targets(value: object, where: str) -> tuple[list[str], list[int]]:
 
 
 def _from_json(path: Path) -> list[tuple[str, tuple, tuple]]:
-    try:
-        with open_text(path) as f:
-            rows = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read as JSON ({e})") from None
-    if not isinstance(rows, list):
-        raise UserError(f"{path}: expected a JSON list of questions")
+    rows = read_json_list(path)
     out = []
     for i, row in enumerate(rows):
         where = f"{path}: item {i}"
