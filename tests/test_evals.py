@@ -13,7 +13,7 @@ from scalelab.errors import UserError
 from scalelab.evals import evaluate, load_backend, load_task
 from scalelab.evals.backends import hf as hf_backend
 from scalelab.evals.cache import CachedBackend, ResponseCache
-from scalelab.evals.requests import Loglikelihood
+from scalelab.evals.requests import Generation, Loglikelihood
 from scalelab.evals.stats import mcnemar, summarize
 from scalelab.evals.tasks.custom import parse_verdict
 from scalelab.evals.tasks.humaneval import pass_at_k
@@ -103,6 +103,16 @@ def test_shared_prefix_scoring_equals_plain_scoring(backend, mmlu_dir, monkeypat
     for r, got in list(zip(requests, shared, strict=True))[:6]:
         assert got == pytest.approx(reference_loglikelihood(backend.model, backend.tokenizer, r.context,
                                                             r.continuation), abs=1e-4)
+
+
+def test_batched_generation_equals_one_at_a_time(backend):
+    prompts = ["def add(a, b):", "import os\n\nclass Path", "x = [", "for i in range(10):\n    print(i)\n"]
+    requests = [Generation(p, max_tokens=12, stop=("\n\n",)) for p in prompts]
+    batched = backend.generate(requests)
+    single = [backend.generate_ids(backend.prompt_ids(r), r) for r in requests]
+    assert batched == single and all(len(texts) == 1 for texts in batched)
+    two = backend.generate([Generation(prompts[0], max_tokens=8, temperature=1.0, n=2)])
+    assert len(two) == 1 and len(two[0]) == 2
 
 
 def test_eval_cli_writes_results_and_samples(tiny_run, mmlu_dir, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -268,7 +269,7 @@ def compare(
         write_json(json_out, result)
 
 
-align_app = typer.Typer(no_args_is_help=True, help="Post-training: SFT on teacher data, rule-based reward models.")
+align_app = typer.Typer(no_args_is_help=True, help="Post-training: SFT, reward models, RBRM, RLAIF, RL, DPO, evals.")
 app.add_typer(align_app, name="align")
 
 
@@ -287,6 +288,45 @@ def align_sft(
 
     result = sft(model, data, out, SFTSettings(steps=steps, lr=lr, batch_size=batch_size, lora=lora))
     print(f"loss {result['first_loss']:.4f} -> {result['last_loss']:.4f} over {steps} steps -> {out}")
+
+
+@align_app.command("rm")
+def align_rm(
+    model: Annotated[str, typer.Option(help="base model: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
+    data: Annotated[Path, typer.Option(help="pairs: prompt/chosen/rejected, HH-RLHF, or AI labels (prompt/a/b/p_a)")],
+    out: Annotated[Path, typer.Option(help="folder for the reward model (Hugging Face)")],
+    steps: Annotated[int, typer.Option(help="optimiser steps")] = 100,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-5,
+    batch_size: Annotated[int, typer.Option(help="pairs per step")] = 4,
+) -> None:
+    """Train a reward model: Bradley-Terry on hard pairs, cross-entropy on soft AI labels."""
+    from scalelab.align import RewardSettings, train_reward_model
+
+    r = train_reward_model(model, data, out, RewardSettings(steps=steps, lr=lr, batch_size=batch_size))
+    kind = "soft labels" if r["soft_labels"] else "pairs"
+    print(f"{r['pairs']} {kind}: loss {r['first_loss']:.4f} -> {r['last_loss']:.4f}, train accuracy "
+          f"{r['last_train_accuracy']:.3f} -> {out}")
+
+
+@align_app.command("rm-eval")
+def align_rm_eval(
+    model: Annotated[Path, typer.Option(help="reward model folder (from `align rm`)")],
+    data: Annotated[Path, typer.Option(help="held-out preference pairs")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the accuracy here")] = None,
+) -> None:
+    """Pairwise accuracy of a reward model on held-out preferences, with a bootstrap 95% CI."""
+    from scalelab.align import RewardModel, pairwise_accuracy, read_preferences
+    from scalelab.io import write_json
+
+    pairs = read_preferences(data)
+    if not (model / "config.json").exists():
+        raise UserError(f"{model} is not a Hugging Face model folder (no config.json)")
+    result = pairwise_accuracy(RewardModel(model), pairs)
+    acc = result["accuracy"]
+    print(f"pairwise accuracy {acc['value']:.3f} [{acc['ci95'][0]:.3f}, {acc['ci95'][1]:.3f}] on {result['n']} "
+          f"pairs, mean margin {result['mean_margin']:+.3f}")
+    if json_out:
+        write_json(json_out, result)
 
 
 @align_app.command("rbrm")
@@ -344,7 +384,133 @@ def align_rlaif(
           f"choice {result['human_agreement']:.3f} -> {out}")
 
 
+@align_app.command("rl")
+def align_rl(
+    model: Annotated[str, typer.Option(help="policy: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
+    prompts: Annotated[Path, typer.Option(help="JSONL/JSON/CSV: prompt text and tag (allowed/disallowed)")],
+    out: Annotated[Path, typer.Option(help="folder for the tuned policy")],
+    reward: Annotated[list[str], typer.Option(help="reward, repeatable: rbrm[:GRADER], drlaif[:LABELLER], rm:FOLDER, "
+                                                   "py:FILE.py:FUNC")],
+    weight: Annotated[list[float] | None, typer.Option(help="one weight per --reward, in order")] = None,
+    algorithm: Annotated[str, typer.Option(help="grpo or rloo")] = "grpo",
+    steps: Annotated[int, typer.Option(help="optimiser steps")] = 20,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-6,
+    beta: Annotated[float, typer.Option(help="KL weight to the reference model")] = 0.04,
+    generations: Annotated[int, typer.Option(help="completions per prompt")] = 4,
+    prompts_per_step: Annotated[int, typer.Option(help="prompts per step")] = 2,
+    max_tokens: Annotated[int, typer.Option(help="longest completion")] = 64,
+    tag: Annotated[str | None, typer.Option(help="tag for every prompt when the file has none")] = None,
+    rubric: Annotated[Path | None, typer.Option(help="RBRM rubric file (default: GPT-4 style)")] = None,
+) -> None:
+    """RL on TRL's GRPO or RLOO with weighted rewards from RBRM, d-RLAIF, reward models and your functions."""
+    from scalelab.align import Rubric
+    from scalelab.align.data import read_prompts
+    from scalelab.align.rewards import build_reward
+    from scalelab.align.rl import RLSettings, rl
+
+    rows = read_prompts(prompts, tag)
+    parsed = Rubric.load(rubric)
+    graders: dict = {}
+    funcs = [build_reward(spec, parsed, graders) for spec in reward]
+    result = rl(model, rows, funcs, weight or None, out,
+                RLSettings(algorithm=algorithm, steps=steps, lr=lr, beta=beta, generations=generations,
+                           prompts_per_step=prompts_per_step, max_completion_length=max_tokens))
+    r = result["reward"]
+    invalid = sum(result["invalid"].values())
+    print(f"{algorithm}: mean reward {r[0]:+.3f} (first step) -> {r[-1]:+.3f} (last), {invalid} invalid gradings "
+          f"-> {out}")
+
+
+@align_app.command("dpo")
+def align_dpo(
+    model: Annotated[str, typer.Option(help="policy: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
+    data: Annotated[Path, typer.Option(help="pairs: prompt/chosen/rejected, HH-RLHF, or AI labels (prompt/a/b/p_a)")],
+    out: Annotated[Path, typer.Option(help="folder for the tuned policy")],
+    steps: Annotated[int, typer.Option(help="optimiser steps")] = 50,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-6,
+    beta: Annotated[float, typer.Option(help="DPO beta")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="pairs per step")] = 4,
+    min_confidence: Annotated[float, typer.Option(help="AI labels: skip pairs with |p_a - 0.5| at most this")] = 0.0,
+) -> None:
+    """DPO through TRL on preference pairs; AI-labelled pairs are oriented by their label."""
+    from scalelab.align import read_preferences
+    from scalelab.align.rl import DPOSettings, ai_preferred, dpo
+
+    rows = read_preferences(data)
+    soft = [{"prompt": r["prompt"], "a": r["chosen"], "b": r["rejected"], "p_a": r["label"]} for r in rows
+            if "label" in r]
+    pairs = [r for r in rows if "label" not in r] + ai_preferred(soft, min_confidence)
+    result = dpo(model, pairs, out, DPOSettings(steps=steps, lr=lr, beta=beta, batch_size=batch_size))
+    print(f"{result['pairs']} pairs: loss {result['first_loss']:.4f} -> {result['last_loss']:.4f}, reward accuracy "
+          f"{result['last_reward_accuracy']:.3f} -> {out}")
+
+
+@align_app.command("eval")
+def align_eval(
+    policy: Annotated[str, typer.Option(help="policy model spec")],
+    prompts: Annotated[Path, typer.Option(help="prompts with tags or XSTest labels (safe/unsafe)")],
+    out: Annotated[Path, typer.Option(help="folder for align_eval.json and the graded replies")],
+    baseline: Annotated[str | None, typer.Option(help="baseline spec: adds the policy's win rate against it")] = None,
+    grader: Annotated[str, typer.Option(help="RBRM grader spec")] = "smollm2",
+    judge: Annotated[str | None, typer.Option(help="win-rate judge spec (default: the grader)")] = None,
+    rubric: Annotated[Path | None, typer.Option(help="RBRM rubric file")] = None,
+    tag: Annotated[str | None, typer.Option(help="tag for every prompt when the file has none")] = None,
+    max_tokens: Annotated[int, typer.Option(help="longest reply")] = 96,
+) -> None:
+    """Refusal on disallowed prompts, over-refusal on safe ones, reward, and win rate, each with a 95% CI."""
+    from scalelab.align import Rubric
+    from scalelab.align.data import read_prompts
+    from scalelab.align.evaluate import refusal_eval, respond, win_rate
+    from scalelab.evals import load_backend
+    from scalelab.evals.runner import write_samples
+    from scalelab.io import check_writable, write_json
+
+    rows = read_prompts(prompts, tag)
+    parsed = Rubric.load(rubric)
+    out = check_writable(out)
+    grading = load_backend(grader)
+    texts = [r["prompt"] for r in rows]
+    replies = respond(load_backend(policy), texts, max_tokens)
+    result = refusal_eval(grading, parsed, rows, replies)
+    write_samples(out / "graded.jsonl", result.pop("items"))
+    if baseline:
+        base_replies = respond(load_backend(baseline), texts, max_tokens)
+        result["win_rate"] = win_rate(load_backend(judge) if judge else grading, texts, replies, base_replies)
+    write_json(out / "align_eval.json", {"policy": policy, "baseline": baseline, "grader": grader, **result})
+    for name in ("refusal_rate", "over_refusal_rate", "refusal_rate_by_phrase", "over_refusal_rate_by_phrase",
+                 "reward"):
+        m = result[name]
+        print(f"{name:28s} {m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]")
+    if baseline:
+        m = result["win_rate"]["win_rate"]
+        print(f"{'win_rate':28s} {m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]")
+    print(f"{result['n_invalid']} invalid gradings -> {out / 'align_eval.json'}")
+
+
+@align_app.command("demo")
+def align_demo(
+    out: Annotated[Path, typer.Option(help="demo folder (rerun to resume)")] = Path("runs/align-demo"),
+    rl_steps: Annotated[int, typer.Option(help="GRPO steps")] = 10,
+    sft_steps: Annotated[int, typer.Option(help="SFT steps")] = 16,
+) -> None:
+    """SmolLM2 end to end: evals, short SFT, GRPO on RBRM + d-RLAIF rewards, evals again -> align_report.json."""
+    from scalelab.align.demo import DemoSettings, demo
+
+    report = demo(out, DemoSettings(rl_steps=rl_steps, sft_steps=sft_steps))
+    for name in report["change"]:
+        b, a, c = report["before"][name], report["after"][name], report["change"][name]
+        print(f"{name:28s} before {b['value']:+.3f}  after {a['value']:+.3f}  change {c['difference']:+.3f} "
+              f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]")
+    check = report["grader_check"]
+    print(f"RBRM grader: AUROC {check['auroc']:.3f} separating known refusals from answers (0.5 = chance)")
+    w = report["win_rate_vs_base"]["win_rate"]
+    print(f"win rate vs base {w['value']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}] in "
+          f"{report['seconds']['total']:.0f}s -> {out / 'align_report.json'}")
+
+
 def main() -> None:
+    # deprecation notices from the libraries underneath are for their callers' code, not for users
+    warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         app()
     except UserError as e:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import UserError
-from scalelab.evals.tasks.base import existing
+from scalelab.evals.tasks.base import existing, read_csv_rows
 from scalelab.io import read_json_list, read_jsonl
 
 
@@ -60,13 +60,28 @@ def split_transcript(text: str, where: str) -> tuple[str, str]:
     return text[:cut + len(marker)], text[cut + len(marker):]
 
 
-def read_preferences(path: str | Path) -> list[dict[str, str]]:
-    """Rows {prompt, chosen, rejected}: from `prompt, chosen, rejected` or HH-RLHF transcripts."""
+def _probability(row: dict, key: str, where: str) -> float:
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise UserError(f"{where}: field '{key}' must be a probability in [0, 1]")
+    return float(value)
+
+
+def read_preferences(path: str | Path) -> list[dict[str, Any]]:
+    """Rows {prompt, chosen, rejected}: from `prompt, chosen, rejected` or HH-RLHF transcripts.
+
+    AI-labelled rows (`prompt, a, b, p_a`, as `scalelab align rlaif` writes them) become
+    {prompt, chosen: a, rejected: b, label: p_a}: a soft label, P(a preferred).
+    """
     path = existing(path, "preference data")
-    out = []
+    out: list[dict[str, Any]] = []
     for where, row in _rows(path):
         if not isinstance(row, dict):
             raise UserError(f"{where}: expected an object")
+        if "p_a" in row:
+            out.append({"prompt": _text(row, "prompt", where), "chosen": _text(row, "a", where),
+                        "rejected": _text(row, "b", where), "label": _probability(row, "p_a", where)})
+            continue
         chosen, rejected = _text(row, "chosen", where), _text(row, "rejected", where)
         if "prompt" in row:
             out.append({"prompt": _text(row, "prompt", where), "chosen": chosen, "rejected": rejected})
@@ -76,6 +91,39 @@ def read_preferences(path: str | Path) -> list[dict[str, str]]:
         if prompt != prompt_r:
             raise UserError(f"{where}: chosen and rejected do not share the conversation before the last reply")
         out.append({"prompt": prompt, "chosen": chosen_reply, "rejected": rejected_reply})
+    if not out:
+        raise UserError(f"{path}: no rows")
+    return out
+
+
+PROMPT_FIELDS = ("prompt", "instruction", "question", "forbidden_prompt")
+TAGS = {"allowed": "allowed", "disallowed": "disallowed", "safe": "allowed", "unsafe": "disallowed"}
+
+
+def read_prompts(path: str | Path, tag: str | None = None) -> list[dict[str, str]]:
+    """Rows {prompt, tag} from JSONL, a JSON list or CSV (XSTest, StrongREJECT, Do-Not-Answer layouts).
+
+    The text is the first of `prompt, instruction, question, forbidden_prompt`; the tag is `tag`
+    (allowed/disallowed) or XSTest's `label` (safe/unsafe), else `tag` given here for the whole file.
+    """
+    path = existing(path, "prompt data")
+    if path.suffix == ".csv":
+        header, *lines = read_csv_rows(path) or [[]]
+        rows = [(f"{path}:{n + 2}", dict(zip(header, line, strict=False))) for n, line in enumerate(lines)]
+    else:
+        rows = _rows(path)
+    out = []
+    for where, row in rows:
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected an object")
+        key = next((k for k in PROMPT_FIELDS if isinstance(row.get(k), str) and row[k].strip()), None)
+        if key is None:
+            raise UserError(f"{where}: missing prompt text (one of {', '.join(PROMPT_FIELDS)})")
+        given = row.get("tag", row.get("label", tag))
+        if given not in TAGS:
+            raise UserError(f"{where}: tag must be allowed/disallowed (or label safe/unsafe), not {given!r}; "
+                            "or give the file's tag")
+        out.append({"prompt": row[key], "tag": TAGS[given]})
     if not out:
         raise UserError(f"{path}: no rows")
     return out

@@ -98,4 +98,7 @@ def grade(grader: Backend, rubric: Rubric, items: list[dict[str, str]]) -> list[
             continue
         out.append({**it, "invalid": False, "probs": p, "class": max(p, key=p.get),
                     "reward": rubric.reward(p, it.get("tag", "allowed"))})
+    if out and all(o["invalid"] for o in out):
+        raise UserError(f"the grader {grader.identity} named no rubric class ({', '.join(letters)}) in any of its "
+                        f"{len(out)} replies")
     return out

@@ -7,13 +7,12 @@ one (a scalelab run) get the Alpaca prompt layout as plain text. LoRA through pe
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scalelab.align.data import read_instructions
-from scalelab.errors import UserError
+from scalelab.align.trainer_args import common_args, load_tokenizer, logged, run_trainer, save_final
 from scalelab.evals.backends import hf_folder
 from scalelab.io import check_writable
 
@@ -42,15 +41,12 @@ def sft(model: str, data: str | Path, out: str | Path, settings: SFTSettings | N
     settings = settings or SFTSettings()
     out = check_writable(out)
     rows = read_instructions(data)
-    os.environ.setdefault("WANDB_DISABLED", "true")
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     folder = hf_folder(model)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(folder)
     dataset = Dataset.from_list(rows if tokenizer.chat_template else _plain(rows, tokenizer.eos_token or ""))
     peft_config = None
     if settings.lora:
@@ -58,24 +54,13 @@ def sft(model: str, data: str | Path, out: str | Path, settings: SFTSettings | N
 
         peft_config = LoraConfig(r=settings.lora_rank, lora_alpha=2 * settings.lora_rank, task_type="CAUSAL_LM",
                                  target_modules="all-linear")
-    config = SFTConfig(output_dir=str(out / "trainer"), max_steps=settings.steps, learning_rate=settings.lr,
-                       per_device_train_batch_size=settings.batch_size, max_length=settings.max_length,
-                       completion_only_loss=True, logging_steps=max(1, settings.steps // 10), save_strategy="no",
-                       report_to=[], seed=settings.seed, use_cpu=not _cuda(), bf16=_cuda(), disable_tqdm=False)
+    config = SFTConfig(**common_args(out, settings.steps, settings.lr, settings.batch_size, settings.seed),
+                       max_length=settings.max_length, completion_only_loss=True)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(folder), args=config, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config)
-    result = trainer.train()
-    final = trainer.model.merge_and_unload() if settings.lora else trainer.model
-    final.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    if not losses:
-        raise UserError("SFT logged no loss; give more --steps")
+    result = run_trainer(trainer, out, "SFT")
+    save_final(trainer.model.merge_and_unload() if settings.lora else trainer.model, tokenizer, out)
+    losses = logged(trainer, "loss")
     return {"model": str(out), "steps": settings.steps, "train_loss": result.training_loss, "first_loss": losses[0],
             "last_loss": losses[-1], "rows": len(rows), "lora": settings.lora}
 
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -4,7 +4,8 @@ Scoring follows lm-evaluation-harness (context and continuation tokenised as it 
 tokens, left truncation) so numbers match it; it is faster by design, not by shortcuts:
 requests sharing an input (the four ` A`..` D` of an MMLU item) run once, inputs sharing a long
 token prefix (the k-shot header of a subject) encode that prefix once and reuse its KV cache, and
-the LM head runs only where a log-probability is needed.
+the LM head runs only where a log-probability is needed. Generation runs requests with the same
+settings in left-padded batches.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import importlib.util
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from scalelab.train.hardware import pick_device, pick_precision
 
 MIN_SHARED = 32  # tokens a prefix must have before reusing its KV cache pays for the copy
 BATCH_TOKENS = 4096  # suffix tokens per forward pass
+GENERATION_BATCH = 8  # sequences generated together (prompts x samples)
 
 
 @dataclass
@@ -159,23 +161,44 @@ class HFBackend:
             return self.chat_ids([{"role": "user", "content": request.prompt}])
         return self.encode(request.prompt) or [self.prefix_token]
 
-    @torch.inference_mode()
     def generate_ids(self, ids: list[int], request: Generation, streamer=None) -> list[str]:
         """`request.n` continuations of token ids, decoded and cut at the first stop string."""
-        ids = ids[-max(1, self.max_length - request.max_tokens):]
-        prompt = torch.tensor([ids], device=self.device)
+        return self.generate_batch([ids], request, streamer)[0]
+
+    @torch.inference_mode()
+    def generate_batch(self, prompts: list[list[int]], request: Generation, streamer=None) -> list[list[str]]:
+        """`request.n` continuations of each prompt, run as one left-padded batch."""
+        prompts = [ids[-max(1, self.max_length - request.max_tokens):] for ids in prompts]
+        width = max(len(ids) for ids in prompts)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        batch = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=self.device)
         torch.manual_seed(request.seed)
         sample = request.temperature > 0
         out = self.model.generate(
-            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=request.max_tokens, do_sample=sample,
+            batch, attention_mask=mask, max_new_tokens=request.max_tokens, do_sample=sample,
             temperature=request.temperature if sample else None, top_p=None, top_k=None,
             num_return_sequences=request.n, stop_strings=list(request.stop) or None, tokenizer=self.tokenizer,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id, streamer=streamer)
-        texts = self.tokenizer.batch_decode(out[:, prompt.shape[1]:], skip_special_tokens=True)
-        return [cut_at_stop(t, request.stop) for t in texts]
+            pad_token_id=pad, streamer=streamer)
+        texts = [cut_at_stop(t, request.stop)
+                 for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
+        return [texts[i * request.n:(i + 1) * request.n] for i in range(len(prompts))]
 
     def generate(self, requests: list[Generation]) -> list[list[str]]:
-        return [self.generate_ids(self.prompt_ids(r), r) for r in requests]
+        """Requests with the same settings run in batches of similar prompt length."""
+        groups: dict[Generation, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(replace(r, prompt=""), []).append(i)
+        out: list[list[str]] = [[] for _ in requests]
+        for setting, members in groups.items():
+            ids = {i: self.prompt_ids(requests[i]) for i in members}
+            members.sort(key=lambda i: len(ids[i]))
+            size = max(1, GENERATION_BATCH // setting.n)
+            for start in range(0, len(members), size):
+                chunk = members[start:start + size]
+                for i, texts in zip(chunk, self.generate_batch([ids[i] for i in chunk], setting), strict=True):
+                    out[i] = texts
+        return out
 
 
 def _group_by_prefix(rows: list[_Row]) -> list[tuple[list[int], list[_Row]]]:
