@@ -269,17 +269,23 @@ def compare(
         write_json(json_out, result)
 
 
+LocalModel = Annotated[str, typer.Option("--model", help="model to tune: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")]
+PairsFile = Annotated[Path, typer.Option("--data", help="pairs: prompt/chosen/rejected, HH-RLHF, or AI labels "
+                                                        "(prompt/a/b/p_a)")]
+Steps = Annotated[int, typer.Option("--steps", help="optimiser steps")]
+LearningRate = Annotated[float, typer.Option("--lr", help="learning rate")]
+
 align_app = typer.Typer(no_args_is_help=True, help="Post-training: SFT, reward models, RBRM, RLAIF, RL, DPO, evals.")
 app.add_typer(align_app, name="align")
 
 
 @align_app.command("sft")
 def align_sft(
-    model: Annotated[str, typer.Option(help="smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
+    model: LocalModel,
     data: Annotated[Path, typer.Option(help="Alpaca JSON/JSONL (instruction, input, output) or messages JSONL")],
     out: Annotated[Path, typer.Option(help="folder for the tuned Hugging Face model")],
-    steps: Annotated[int, typer.Option(help="optimiser steps")] = 100,
-    lr: Annotated[float, typer.Option(help="learning rate")] = 2e-5,
+    steps: Steps = 100,
+    lr: LearningRate = 2e-5,
     batch_size: Annotated[int, typer.Option(help="examples per step")] = 4,
     lora: Annotated[bool, typer.Option(help="train LoRA adapters (peft), merged on save")] = False,
 ) -> None:
@@ -292,11 +298,11 @@ def align_sft(
 
 @align_app.command("rm")
 def align_rm(
-    model: Annotated[str, typer.Option(help="base model: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
-    data: Annotated[Path, typer.Option(help="pairs: prompt/chosen/rejected, HH-RLHF, or AI labels (prompt/a/b/p_a)")],
+    model: LocalModel,
+    data: PairsFile,
     out: Annotated[Path, typer.Option(help="folder for the reward model (Hugging Face)")],
-    steps: Annotated[int, typer.Option(help="optimiser steps")] = 100,
-    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-5,
+    steps: Steps = 100,
+    lr: LearningRate = 1e-5,
     batch_size: Annotated[int, typer.Option(help="pairs per step")] = 4,
 ) -> None:
     """Train a reward model: Bradley-Terry on hard pairs, cross-entropy on soft AI labels."""
@@ -386,15 +392,15 @@ def align_rlaif(
 
 @align_app.command("rl")
 def align_rl(
-    model: Annotated[str, typer.Option(help="policy: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
+    model: LocalModel,
     prompts: Annotated[Path, typer.Option(help="JSONL/JSON/CSV: prompt text and tag (allowed/disallowed)")],
     out: Annotated[Path, typer.Option(help="folder for the tuned policy")],
     reward: Annotated[list[str], typer.Option(help="reward, repeatable: rbrm[:GRADER], drlaif[:LABELLER], rm:FOLDER, "
                                                    "py:FILE.py:FUNC")],
     weight: Annotated[list[float] | None, typer.Option(help="one weight per --reward, in order")] = None,
     algorithm: Annotated[str, typer.Option(help="grpo or rloo")] = "grpo",
-    steps: Annotated[int, typer.Option(help="optimiser steps")] = 20,
-    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-6,
+    steps: Steps = 20,
+    lr: LearningRate = 1e-6,
     beta: Annotated[float, typer.Option(help="KL weight to the reference model")] = 0.04,
     generations: Annotated[int, typer.Option(help="completions per prompt")] = 4,
     prompts_per_step: Annotated[int, typer.Option(help="prompts per step")] = 2,
@@ -423,11 +429,11 @@ def align_rl(
 
 @align_app.command("dpo")
 def align_dpo(
-    model: Annotated[str, typer.Option(help="policy: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")],
-    data: Annotated[Path, typer.Option(help="pairs: prompt/chosen/rejected, HH-RLHF, or AI labels (prompt/a/b/p_a)")],
+    model: LocalModel,
+    data: PairsFile,
     out: Annotated[Path, typer.Option(help="folder for the tuned policy")],
-    steps: Annotated[int, typer.Option(help="optimiser steps")] = 50,
-    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-6,
+    steps: Steps = 50,
+    lr: LearningRate = 1e-6,
     beta: Annotated[float, typer.Option(help="DPO beta")] = 0.1,
     batch_size: Annotated[int, typer.Option(help="pairs per step")] = 4,
     min_confidence: Annotated[float, typer.Option(help="AI labels: skip pairs with |p_a - 0.5| at most this")] = 0.0,
