@@ -60,6 +60,24 @@ def test_substrings_are_seeded_and_50_characters():
     assert substrings("Short one?", 0, "k") == [b"shortone"]
 
 
+def test_index_finds_patterns_of_every_length_at_every_position():
+    import random
+
+    from scalelab.contamination.matcher import SubstringIndex
+
+    rng = random.Random(0)
+    text = bytes(rng.choice(b"abcdefghij") for _ in range(20_000))
+    patterns, where = [], []
+    for length in (5, 23, 24, 31, 37, 50, 50, 50, 64):  # Aho-Corasick, then the sampled index
+        for _ in range(6):
+            begin = rng.randrange(len(text) - length)
+            patterns.append(text[begin:begin + length])
+            where.append(text.find(patterns[-1]))
+    patterns.append(b"k" * 40)  # absent: no 'k' in the text
+    found = SubstringIndex(patterns).find(text)
+    assert found == dict(enumerate(where))
+
+
 @pytest.mark.parametrize("layout", ["text", "gz", "zst", "jsonl", "folder", "cut"])
 def test_planted_examples_are_all_found_and_a_clean_corpus_gives_none(tmp_path, layout, monkeypatch):
     rng = random.Random(hash(layout) % 1000)
