@@ -50,6 +50,22 @@ def test_normalisation_keeps_letters_and_digits_of_every_script():
     assert normalize("ДОБРЫЙ — день") == "добрыйдень".encode()
     assert normalize("漢字。かな、") == "漢字かな".encode()
     assert normalize("’Quote’ – “x”") == b"quotex"
+    assert normalize("é é, Ǆ ß") == "ééǆß".encode()  # runs of other scripts joined by deleted ASCII
+
+
+def test_file_slices_normalise_from_their_bytes(tmp_path):
+    from scalelab.contamination.normalize import normalize_utf8
+    from scalelab.contamination.sources import FileSlice
+
+    text = "Ünïcödé façade — naïve café; 東京は日本の首都です。 " * 40
+    path = tmp_path / "c.txt"
+    path.write_text(text, encoding="utf-8")
+    raw = path.read_bytes()
+    cut = next(i for i in range(100, len(raw)) if 0x80 <= raw[i] < 0xC0)  # inside a character
+    for start, end in ((0, cut), (cut, len(raw))):
+        block = FileSlice(str(path), start, end).load()
+        assert block.utf8 is not None and block.utf8.decode() == block.text
+        assert normalize_utf8(block.utf8) == normalize(block.text)
 
 
 def test_substrings_are_seeded_and_50_characters():
@@ -68,7 +84,7 @@ def test_index_finds_patterns_of_every_length_at_every_position():
     rng = random.Random(0)
     text = bytes(rng.choice(b"abcdefghij") for _ in range(20_000))
     patterns, where = [], []
-    for length in (5, 23, 24, 31, 37, 50, 50, 50, 64):  # Aho-Corasick, then the sampled index
+    for length in (5, 11, 12, 16, 23, 24, 31, 49, 50, 50, 64):  # Aho-Corasick, then each sampled tier
         for _ in range(6):
             begin = rng.randrange(len(text) - length)
             patterns.append(text[begin:begin + length])

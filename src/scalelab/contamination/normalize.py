@@ -2,8 +2,9 @@
 digits of every script, lowercased; and GPT-3's word split for n-grams.
 
 Both sides of a check go through the same function, so an evaluation example and the corpus text
-become the same bytes whatever the script. ASCII runs go through `bytes.translate` (C speed);
-only runs of other characters are handled one character at a time.
+become the same bytes whatever the script. All of the text goes through `bytes.translate` (C speed),
+which handles ASCII; only the runs of other characters left after it are handled one character at
+a time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ SEPARATOR = "\x00"  # joins documents in one block; survives as BREAK, which no 
 BREAK = b"\x01"
 _TABLE = bytes(ord(chr(c).lower()) if c < 128 else c for c in range(256)).replace(b"\x00", BREAK, 1)
 _DELETE = bytes(c for c in range(1, 128) if not chr(c).isalnum())
-_NON_ASCII_RUN = re.compile(rb"([\x80-\xff]+)")
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -26,17 +26,34 @@ def _char(ch: str) -> bytes:
     return "".join(c for c in ch.lower() if c.isalnum()).encode()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _run(run: bytes) -> bytes:
     return b"".join(_char(ch) for ch in run.decode("utf-8", "surrogatepass"))
 
 
 def normalize(text: str) -> bytes:
     """Letters and digits of `text`, lowercased, as UTF-8; SEPARATOR becomes BREAK."""
-    data = text.encode("utf-8", "surrogatepass")
-    if text.isascii():
-        return data.translate(_TABLE, _DELETE)
-    parts = _NON_ASCII_RUN.split(data)  # ASCII, non-ASCII, ASCII, ...
-    return b"".join(p.translate(_TABLE, _DELETE) if i % 2 == 0 else _run(p) for i, p in enumerate(parts))
+    return normalize_utf8(text.encode("utf-8", "surrogatepass"))
+
+
+def normalize_utf8(raw: bytes) -> bytes:
+    """`normalize` of the text that the UTF-8 bytes `raw` encode, without decoding it first."""
+    data = raw.translate(_TABLE, _DELETE)  # bytes >= 0x80 pass as they are
+    if data.isascii():
+        return data
+    high = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80)
+    if not len(high):
+        return data
+    # runs of non-ASCII bytes: whole characters, since deleting ASCII never splits a UTF-8 sequence
+    cut = np.flatnonzero(np.diff(high) > 1) + 1
+    starts = high[np.concatenate([[0], cut])].tolist()
+    ends = (high[np.concatenate([cut - 1, [len(high) - 1]])] + 1).tolist()
+    parts, done = [], 0
+    for start, end in zip(starts, ends, strict=True):
+        parts += [data[done:start], _run(data[start:end])]
+        done = end
+    parts.append(data[done:])
+    return b"".join(parts)
 
 
 def offset_map(text: str) -> np.ndarray:

@@ -30,6 +30,7 @@ class Block:
     text: str = ""
     docs: list[tuple[int, str, int]] = field(default_factory=list)  # (start in block, source, byte offset there)
     new_bytes: int = 0  # bytes of text this block adds (its overlap with the previous block not counted)
+    utf8: bytes | None = None  # the text as UTF-8, when it was read as such (saves encoding it again)
 
     def locate(self, index: int) -> tuple[str, int]:
         """The source and the byte offset in it of character `index` of the block."""
@@ -60,7 +61,18 @@ class FileSlice:
         skip = 0
         while skip < min(3, len(data)) and 0x80 <= data[skip] < 0xC0:  # start on a character boundary
             skip += 1
-        return Block(data[skip:].decode("utf-8", errors="replace"), [(0, self.path, first + skip)], self.new_bytes)
+        data = data[skip:]
+        docs = [(0, self.path, first + skip)]
+        try:
+            try:
+                return Block(data.decode("utf-8"), docs, self.new_bytes, utf8=data)
+            except UnicodeDecodeError as e:
+                if e.reason != "unexpected end of data":
+                    raise
+                data = data[:e.start]  # a character cut at the slice's end: the next slice's overlap holds it
+                return Block(data.decode("utf-8"), docs, self.new_bytes, utf8=data)
+        except UnicodeDecodeError:  # not UTF-8: invalid bytes replaced, and the text encoded again
+            return Block(data.decode("utf-8", errors="replace"), docs, self.new_bytes)
 
 
 def _kind(path: Path) -> str:
