@@ -110,6 +110,12 @@ def test_rlaif_labels_average_both_orders(tiny_run):
     swapped = label_pairs(backend, [{"prompt": r["prompt"], "a": r["b"], "b": r["a"]} for r in rows])
     for x, y in zip(out["labels"], swapped["labels"], strict=True):  # order-averaged: symmetric
         assert x["p_a"] == pytest.approx(1 - y["p_a"], abs=1e-6)
+    cot = label_pairs(backend, rows, cot=True, rationale_tokens=8)
+    cot_swapped = label_pairs(backend, [{"prompt": r["prompt"], "a": r["b"], "b": r["a"]} for r in rows], cot=True,
+                              rationale_tokens=8)
+    for x, y in zip(cot["labels"], cot_swapped["labels"], strict=True):
+        assert len(x["rationales"]) == 2 and x["p_a"] == pytest.approx(1 - y["p_a"], abs=1e-6)
+    assert [x["p_a"] for x in cot["labels"]] != [x["p_a"] for x in out["labels"]]  # the rationale is read
     rewards = direct_rewards(backend, [{"prompt": "Say hi.", "response": "hi"}])
     assert -1 <= rewards[0] <= 1
 

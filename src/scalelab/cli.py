@@ -370,6 +370,7 @@ def align_rlaif(
     data: Annotated[Path, typer.Option(help="preference pairs: prompt/chosen/rejected JSONL or HH-RLHF")],
     out: Annotated[Path, typer.Option(help="JSONL of AI labels (P(chosen preferred)) per pair")],
     labeller: Annotated[str, typer.Option(help="labelling model spec (needs log-likelihoods)")] = "smollm2",
+    cot: Annotated[bool, typer.Option(help="the labeller writes a rationale before each label")] = False,
 ) -> None:
     """AI preference labels with both orders averaged; position-bias rate and agreement with the human choice."""
     import random
@@ -384,7 +385,7 @@ def align_rlaif(
         flip = rng.random() < 0.5
         a, b = (p["rejected"], p["chosen"]) if flip else (p["chosen"], p["rejected"])
         rows.append({"prompt": p["prompt"], "a": a, "b": b, "human": "b" if flip else "a"})
-    result = label_pairs(load_backend(labeller), rows)
+    result = label_pairs(load_backend(labeller), rows, cot=cot)
     write_samples(out, result["labels"])
     print(f"{len(rows)} pairs: position-bias rate {result['position_bias_rate']:.3f}, agreement with the human "
           f"choice {result['human_agreement']:.3f} -> {out}")
