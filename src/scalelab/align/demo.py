@@ -11,6 +11,7 @@ in the folder and is skipped when the command runs again, so a killed demo resum
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,8 +44,6 @@ class DemoSettings:
 
 
 def _log(message: str) -> None:
-    import sys
-
     print(f"[align demo] {message}", file=sys.stderr, flush=True)
 
 
