@@ -46,14 +46,14 @@ def normalize_utf8(raw: bytes) -> bytes:
         return data
     # runs of non-ASCII bytes: whole characters, since deleting ASCII never splits a UTF-8 sequence
     cut = np.flatnonzero(np.diff(high) > 1) + 1
-    starts = high[np.concatenate([[0], cut])].tolist()
-    ends = (high[np.concatenate([cut - 1, [len(high) - 1]])] + 1).tolist()
-    parts, done = [], 0
-    for start, end in zip(starts, ends, strict=True):
-        parts += [data[done:start], _run(data[start:end])]
-        done = end
-    parts.append(data[done:])
-    return b"".join(parts)
+    edges = np.empty(2 * len(cut) + 4, dtype=np.int64)  # 0, start, end, start, end, ..., len
+    edges[0], edges[-1] = 0, len(data)
+    edges[1:-1:2] = high[np.concatenate([[0], cut])]
+    edges[2:-1:2] = high[np.concatenate([cut - 1, [len(high) - 1]])] + 1
+    bounds = edges.tolist()
+    pieces = [data[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]  # ASCII, run, ASCII, ..., ASCII
+    pieces[1::2] = map(_run, pieces[1::2])
+    return b"".join(pieces)
 
 
 def offset_map(text: str) -> np.ndarray:
