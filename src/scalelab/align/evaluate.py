@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import numpy as np
+from scipy.stats import mannwhitneyu
 
 from scalelab.align.rbrm import Rubric, grade
 from scalelab.align.rlaif import label_pairs
@@ -83,6 +84,6 @@ def grader_check(grader: Backend, rubric: Rubric, examples: list[tuple[str, str]
     score = np.array([sum(g["probs"][c] for c in refusal) for g in graded])
     truth = np.array([refused_by_phrase(g["response"]) for g in graded])
     pos, neg = score[truth], score[~truth]
-    auroc = float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])) if len(pos) and len(neg) else None
+    auroc = float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg))) if len(pos) and len(neg) else None
     accuracy = float(np.mean([(g["class"] in refusal) == t for g, t in zip(graded, truth, strict=True)]))
     return {"auroc": auroc, "accuracy": accuracy, "n_refusals": int(truth.sum()), "n_answers": int((~truth).sum())}

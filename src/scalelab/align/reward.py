@@ -43,6 +43,15 @@ def rm_text(tokenizer, prompt: str, response: str) -> str:
     return text if text.endswith(eos) else text + eos
 
 
+def _scalar_head_model(folder: str | Path, tokenizer):
+    """The causal LM with one scalar output, reading the last token that is not padding."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
 def _soft_trainer():
     """RewardTrainer with soft targets (built lazily: importing TRL takes seconds)."""
     from trl import RewardTrainer
@@ -80,7 +89,6 @@ def train_reward_model(model: str, data: str | Path, out: str | Path,
                        settings: RewardSettings | None = None) -> dict[str, Any]:
     """Train a reward model from the model a spec names on a preference file; a Hugging Face folder in `out`."""
     from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
     settings = settings or RewardSettings()
@@ -90,8 +98,7 @@ def train_reward_model(model: str, data: str | Path, out: str | Path,
     folder = hf_folder(model)
     tokenizer = load_tokenizer(folder)
     torch.manual_seed(settings.seed)  # the new scalar head's initialisation
-    network = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
-    network.config.pad_token_id = tokenizer.pad_token_id
+    network = _scalar_head_model(folder, tokenizer)
     rows = [{"chosen": rm_text(tokenizer, p["prompt"], p["chosen"]),
              "rejected": rm_text(tokenizer, p["prompt"], p["rejected"]),
              **({"soft_label": p.get("label", 1.0)} if soft else {})} for p in pairs]
@@ -115,14 +122,10 @@ class RewardModel:
     """A trained reward model's scalar score of (prompt, response)."""
 
     def __init__(self, folder: str | Path, device: str = "auto", max_length: int = 1024):
-        from transformers import AutoModelForSequenceClassification
-
         self.folder = Path(folder)
         self.device = pick_device(device)
         self.tokenizer = load_tokenizer(self.folder)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.folder, num_labels=1)
-        self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.model.to(self.device).eval()
+        self.model = _scalar_head_model(self.folder, self.tokenizer).to(self.device).eval()
         self.max_length = max_length
 
     @torch.inference_mode()

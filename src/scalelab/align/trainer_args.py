@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,19 @@ def logged(trainer, key: str) -> list[float]:
 
 
 def save_final(model, tokenizer, out: Path) -> None:
-    """The trained model and tokenizer as a Hugging Face folder; the resume checkpoints go."""
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    """The trained model and tokenizer as a Hugging Face folder; the resume checkpoints go.
+
+    Written beside `out`'s files first and moved in with config.json last, so a folder with a
+    config.json holds a whole model even if the process dies while saving.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        for file in sorted(staging.iterdir(), key=lambda f: f.name == "config.json"):
+            os.replace(file, out / file.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(out / "trainer", ignore_errors=True)
 
 

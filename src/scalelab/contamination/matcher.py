@@ -82,8 +82,9 @@ class _Group:
 
     def candidates(self, h: np.ndarray) -> np.ndarray:
         """Indices into h that may be pattern grams (cheap bit tests; a binary search follows)."""
-        maybe = np.arange(len(h))
-        for bits, n_bits in self.filters:
+        (bits, n_bits), *rest = self.filters
+        maybe = np.flatnonzero(_in_filter(bits, h, n_bits))
+        for bits, n_bits in rest:
             maybe = maybe[_in_filter(bits, h[maybe], n_bits)]
         return maybe
 

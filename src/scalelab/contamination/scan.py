@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from scalelab.contamination.matcher import NgramIndex, SubstringIndex
-from scalelab.contamination.normalize import SEPARATOR, normalize, normalize_utf8, offset_map, words
+from scalelab.contamination.normalize import SEPARATOR, normalize, offset_map, words
 from scalelab.contamination.sources import Block, FileSlice, iter_blocks
 from scalelab.errors import UserError
 from scalelab.progress import progress
@@ -62,8 +62,8 @@ def _init(method: str, payload: Any) -> None:
 
 
 def _scan_substrings(item: Block | FileSlice) -> tuple[int, list[tuple[int, str, int, str]]]:
-    block = item.load() if isinstance(item, FileSlice) else item
-    found = _index.find(normalize(block.text) if block.utf8 is None else normalize_utf8(block.utf8))
+    block = item.load()
+    found = _index.find(block.normalized())
     hits = []
     if found:
         where = offset_map(block.text)
@@ -75,7 +75,7 @@ def _scan_substrings(item: Block | FileSlice) -> tuple[int, list[tuple[int, str,
 
 
 def _scan_ngrams(item: Block | FileSlice) -> tuple[int, list[tuple[int, str, int | None, str]]]:
-    block = item.load() if isinstance(item, FileSlice) else item
+    block = item.load()
     hits = []
     for start, source, _ in block.docs:
         end = block.text.find(SEPARATOR, start)

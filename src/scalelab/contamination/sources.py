@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalelab.contamination.normalize import SEPARATOR
+from scalelab.contamination.normalize import SEPARATOR, normalize, normalize_utf8
 from scalelab.data.corpus import TEXT_SUFFIXES, CorpusSpec, iter_documents
 from scalelab.errors import UserError
 from scalelab.io import open_text, read_jsonl
@@ -31,6 +31,14 @@ class Block:
     docs: list[tuple[int, str, int]] = field(default_factory=list)  # (start in block, source, byte offset there)
     new_bytes: int = 0  # bytes of text this block adds (its overlap with the previous block not counted)
     utf8: bytes | None = None  # the text as UTF-8, when it was read as such (saves encoding it again)
+
+    def load(self) -> Block:
+        """The block itself (a FileSlice reads its Block in the scanning process)."""
+        return self
+
+    def normalized(self) -> bytes:
+        """The block's text through GPT-4's normalisation, from its UTF-8 bytes when it has them."""
+        return normalize(self.text) if self.utf8 is None else normalize_utf8(self.utf8)
 
     def locate(self, index: int) -> tuple[str, int]:
         """The source and the byte offset in it of character `index` of the block."""
