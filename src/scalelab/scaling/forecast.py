@@ -12,6 +12,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,8 @@ class ForecastConfig(BaseModel):
 
 
 FORECAST_PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded default: a 2-core CPU, under 15 minutes. Ladder runs are small enough that two
-    # single-threaded processes beat one two-threaded one (ladder 4.4 min instead of 5-5.5).
+    # The embedded default: a 2-core CPU, under 15 minutes. Ladder runs are too small to use two threads
+    # well, so two single-threaded processes share the cores (the ladder took 4.2-4.5 min).
     "cpu": dict(jobs=2),
     # A smoke test of the whole pipeline in about a minute (too small to be accurate).
     "cpu-quick": dict(target_flops=2e12, max_fraction=1 / 10, span_decades=1.0, n_seeds=1, n_bootstrap=200,
@@ -82,12 +83,19 @@ def _run_config(cfg: ForecastConfig, plan: RunPlan):
     return validate_config(settings, source=f"run {plan.name}")
 
 
+@lru_cache(maxsize=1)
+def _worker_tokens(corpus: str | None, heldout_fraction: float, vocab_size: int) -> TokenData:
+    """The corpus once per ladder worker process (a pool lives for one ladder), not once per run."""
+    return prepare(CorpusSpec(corpus, heldout_fraction=heldout_fraction), vocab_size)
+
+
 def _train_plan(cfg: ForecastConfig, plan: RunPlan, run_dir: Path, threads: int | None,
                 show_progress: bool = False, data: TokenData | None = None) -> dict:
     """Train one run, or finish it, or read it if already done."""
     summary = run_dir / "summary.json"
     if summary.exists():
         return json.loads(summary.read_text())
+    data = data or _worker_tokens(cfg.corpus, cfg.heldout_fraction, cfg.recipe.vocab_size)
     train_cfg = _run_config(cfg, plan)
     if threads:
         train_cfg = train_cfg.model_copy(update={"threads": threads})

@@ -24,9 +24,9 @@ class Recipe(BaseModel):
     min_layers: int = Field(2, ge=1, description="depth floor: keeps small models out of the 1-layer regime")
     base_d_model: int = 64
     # D / N with N all parameters (Chinchilla's count). Chinchilla's 20 is compute-optimal at scale, not
-    # here: an IsoFLOP profile at 5.3e11 FLOPs (a ladder budget, 2 seeds each, 1000 steps) gave held-out
-    # loss 3.24 (seeds 3.44/3.03) at 20 tokens per parameter (d_model 40), 3.03 (3.01/3.06) at 60 (d_model
-    # 24) and 3.21 at 150 (d_model 16). 4 was worse still (+21.5% forecast error on an older recipe).
+    # here: the IsoFLOP profile at 5.3e11 FLOPs, a ladder budget (bench/isoflop_profile.py, 3 seeds each),
+    # gave held-out loss 3.28 ± 0.14 (sd) at 10 tokens per parameter, 3.15 ± 0.25 at 20, 3.04 ± 0.02 at 60
+    # and 3.21 ± 0.02 at 150.
     tokens_per_param: float = 60.0
     # More, smaller steps: at 1.6e12 FLOPs (3 seeds each) 300 steps gave held-out loss 3.087 ± 0.097 (sd),
     # 1000 steps 2.662 ± 0.022, 2000 steps 2.604 ± 0.017. Seed scatter, not the fit, limited the forecast.
