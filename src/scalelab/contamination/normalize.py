@@ -42,8 +42,6 @@ def normalize_utf8(raw: bytes) -> bytes:
     if data.isascii():
         return data
     high = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80)
-    if not len(high):
-        return data
     # runs of non-ASCII bytes: whole characters, since deleting ASCII never splits a UTF-8 sequence
     cut = np.flatnonzero(np.diff(high) > 1) + 1
     edges = np.empty(2 * len(cut) + 4, dtype=np.int64)  # 0, start, end, start, end, ..., len

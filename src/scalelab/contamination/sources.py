@@ -72,15 +72,13 @@ class FileSlice:
         data = data[skip:]
         docs = [(0, self.path, first + skip)]
         try:
-            try:
+            return Block(data.decode("utf-8"), docs, self.new_bytes, utf8=data)
+        except UnicodeDecodeError as e:
+            if e.reason == "unexpected end of data":  # only a character cut at the slice's end, which the
+                data = data[:e.start]  # next slice's overlap holds; everything before it decoded
                 return Block(data.decode("utf-8"), docs, self.new_bytes, utf8=data)
-            except UnicodeDecodeError as e:
-                if e.reason != "unexpected end of data":
-                    raise
-                data = data[:e.start]  # a character cut at the slice's end: the next slice's overlap holds it
-                return Block(data.decode("utf-8"), docs, self.new_bytes, utf8=data)
-        except UnicodeDecodeError:  # not UTF-8: invalid bytes replaced, and the text encoded again
-            return Block(data.decode("utf-8", errors="replace"), docs, self.new_bytes)
+        # not UTF-8: invalid bytes replaced, and the text encoded again when normalised
+        return Block(data.decode("utf-8", errors="replace"), docs, self.new_bytes)
 
 
 def _kind(path: Path) -> str:

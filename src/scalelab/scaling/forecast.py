@@ -54,7 +54,7 @@ class ForecastConfig(BaseModel):
 
 FORECAST_PRESETS: dict[str, dict[str, Any]] = {
     # The embedded default: a 2-core CPU, under 15 minutes. Ladder runs are too small to use two threads
-    # well, so two single-threaded processes share the cores (the ladder took 4.2-4.5 min).
+    # well, so two single-threaded processes share the cores (the ladder took 4.3-4.6 min).
     "cpu": dict(jobs=2),
     # A smoke test of the whole pipeline in about a minute (too small to be accurate).
     "cpu-quick": dict(target_flops=2e12, max_fraction=1 / 10, span_decades=1.0, n_seeds=1, n_bootstrap=200,
