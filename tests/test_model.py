@@ -35,11 +35,15 @@ def test_mup_learning_rates_scale_with_width():
     assert {g["lr"] for g in sp.param_groups(1e-2, 0.1)} == {1e-2}
 
 
-def _activation_scale(parametrization: str, width: int, steps: int = 5, lr: float = 1e-2) -> dict[str, float]:
-    """Coordinate check: mean |activation| of each block's output and the logits after a few Adam steps."""
+def _activation_scale(parametrization: str, width: int, steps: int = 5, lr: float = 1e-2,
+                      one_head: bool = False) -> dict[str, float]:
+    """Coordinate check: mean |activation| of each block's output and the logits after a few Adam steps.
+
+    `one_head`: a fixed head count (head_dim = width), with μP's 1/d_head attention scale."""
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=256, d_model=width, n_layer=2, head_dim=16, seq_len=32, base_d_model=64,
-                      parametrization=parametrization)
+    heads = dict(head_dim=width, base_head_dim=64) if one_head else dict(head_dim=16)
+    cfg = ModelConfig(vocab_size=256, d_model=width, n_layer=2, seq_len=32, base_d_model=64,
+                      parametrization=parametrization, **heads)
     model = GPT(cfg)
     opt = torch.optim.Adam(model.param_groups(lr, 0.0), lr=lr)
     data = torch.randint(0, 256, (8, 33), generator=torch.Generator().manual_seed(1))
@@ -68,3 +72,17 @@ def test_coordinate_check_flat_under_mup_and_growing_under_sp():
                 assert 0.5 < large[key] / small[key] < 2.0, (key, small[key], large[key])
     assert growth["sp"] > 3.0, growth
     assert growth["sp"] > 2 * growth["mup"], growth
+
+
+def test_coordinate_check_flat_with_one_widening_head():
+    small, large = _activation_scale("mup", 64, one_head=True), _activation_scale("mup", 512, one_head=True)
+    for key in small:
+        assert 0.5 < large[key] / small[key] < 2.0, (key, small[key], large[key])
+
+
+def test_attention_scale_is_mup_one_over_head_dim_anchored_at_the_base():
+    base = ModelConfig(vocab_size=8, d_model=64, head_dim=64, base_head_dim=64)
+    wide = ModelConfig(vocab_size=8, d_model=512, head_dim=512, base_head_dim=64)
+    assert base.attn_scale == 64**-0.5 and wide.attn_scale == 64**0.5 / 512
+    assert ModelConfig(vocab_size=8, d_model=512, head_dim=512, base_head_dim=64, parametrization="sp").attn_scale \
+        == 512**-0.5

@@ -137,6 +137,11 @@ def test_ladder_design_follows_one_recipe():
         cfg = model_config(recipe, p.d_model)
         assert cfg.n_layer == max(recipe.min_layers, round(p.d_model / recipe.aspect))
         assert run_flops(recipe, p) == pytest.approx(p.flops, rel=0.1)
+        settings = p.train_settings(recipe)  # a fixed head count: heads widen with the model
+        assert settings["head_dim"] * recipe.n_head == p.d_model and settings["head_dim"] % 2 == 0
+        assert settings["base_head_dim"] * recipe.n_head == recipe.base_d_model
     widths = [p.d_model for p in sorted(plans, key=lambda p: p.flops)]
     assert widths == sorted(widths)  # bigger budgets never get smaller models
     assert plan_run(recipe, target, "t").d_model > max(widths)
+    with pytest.raises(ValueError, match="exactly one"):
+        Recipe(n_head=2, head_dim=8)

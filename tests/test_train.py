@@ -90,10 +90,11 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_good_checkpoint(tmp
     assert before["step"] == 20
 
 
-def test_export_loads_as_plain_llama_with_matching_logits(tmp_path, corpus_dir):
+@pytest.mark.parametrize("base_head_dim", [None, 32])  # 32: a fixed-head-count μP scale, folded into q
+def test_export_loads_as_plain_llama_with_matching_logits(tmp_path, corpus_dir, base_head_dim):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = build_config("tiny", overrides=small_settings(corpus_dir, steps=30))
+    cfg = build_config("tiny", overrides=small_settings(corpus_dir, steps=30, base_head_dim=base_head_dim))
     train(cfg, tmp_path / "run", show_progress=False)
     proc = run_cli("export", str(tmp_path / "run"), str(tmp_path / "hf"))
     assert proc.returncode == 0, proc.stderr

@@ -7,10 +7,12 @@ and per-layer Adam learning rates. With the width multiplier m = d_model / base_
 - hidden matrices: init variance `init_std**2 / m` (i.e. ∝ 1/fan_in), Adam LR `lr / m`;
 - readout (LM head): init zero, Adam LR `lr / m`.
 
-The head dimension is fixed, so widening adds heads and the 1/sqrt(d_head) attention scale
-needs no μP correction. With `parametrization="sp"` every matrix gets the same Adam LR and
-the readout a 1/fan_in init, which is the standard parametrisation the coordinate check
-compares against.
+Attention logits scale as μP's 1/d_head, anchored to 1/sqrt(d_head) at the base head
+dimension: `sqrt(base_head_dim) / head_dim`. A recipe that widens by adding heads keeps
+head_dim at its base value (plain 1/sqrt(d_head)); one with a fixed head count widens each
+head, and the scale keeps attention logits O(1) as it does. With `parametrization="sp"` every
+matrix gets the same Adam LR, the readout a 1/fan_in init and attention 1/sqrt(d_head): the
+standard parametrisation the coordinate check compares against.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ModelConfig:
     d_model: int = 128
     n_layer: int = 2
     head_dim: int = 32
+    base_head_dim: int | None = None  # head_dim of the μP base model; None: equal to head_dim
     ffn_mult: float = 8 / 3
     seq_len: int = 256
     base_d_model: int = 128
@@ -45,6 +48,11 @@ class ModelConfig:
     @property
     def n_head(self) -> int:
         return self.d_model // self.head_dim
+
+    @property
+    def attn_scale(self) -> float:
+        base = self.base_head_dim if self.parametrization == "mup" and self.base_head_dim else self.head_dim
+        return math.sqrt(base) / self.head_dim
 
     @property
     def d_ffn(self) -> int:
@@ -89,7 +97,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.n_head, self.head_dim = cfg.n_head, cfg.head_dim
+        self.n_head, self.head_dim, self.scale = cfg.n_head, cfg.head_dim, cfg.attn_scale
         self.q_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.k_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.v_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
@@ -100,7 +108,7 @@ class Attention(nn.Module):
         q, k, v = (p(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
                    for p in (self.q_proj, self.k_proj, self.v_proj))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
         return self.o_proj(y.transpose(1, 2).reshape(b, t, d))
 
 

@@ -38,7 +38,8 @@ class ForecastConfig(BaseModel):
     n_runs: int = Field(6, ge=5)
     span_decades: float = Field(1.5, gt=0)
     # Every rung averages seeds. With 20 tokens per parameter single runs at 5.3e11 FLOPs scattered by sd 0.2
-    # (some seeds leave the early plateau late); with 60 the per-budget sd is 0.007-0.10 (median 0.024).
+    # (some seeds leave the early plateau late); with 60 and two widening heads the per-budget sd over the
+    # three benchmark ladders is 0.007-0.16 (median 0.033).
     seeds_below: float = Field(0.04, description="ladder runs below this fraction of the target average seeds")
     n_seeds: int = Field(3, ge=1)
     seed: int = 0
@@ -54,14 +55,14 @@ class ForecastConfig(BaseModel):
 
 FORECAST_PRESETS: dict[str, dict[str, Any]] = {
     # The embedded default: a 2-core CPU, under 15 minutes. Ladder runs are too small to use two threads
-    # well, so two single-threaded processes share the cores (the ladder took 4.3-4.6 min).
+    # well, so two single-threaded processes share the cores (the ladder took 4.4-4.6 min).
     "cpu": dict(jobs=2),
     # A smoke test of the whole pipeline in about a minute (too small to be accurate).
     "cpu-quick": dict(target_flops=2e12, max_fraction=1 / 10, span_decades=1.0, n_seeds=1, n_bootstrap=200,
                       eval_tokens=16_384, recipe=dict(steps=120)),
     # One GPU: largest ladder run 1/1000 of the target.
     "gpu": dict(target_flops=2e17, max_fraction=1 / 1000, span_decades=2.0, n_runs=7, eval_tokens=262_144,
-                recipe=dict(vocab_size=4096, seq_len=512, head_dim=64, aspect=128, base_d_model=256,
+                recipe=dict(vocab_size=4096, seq_len=512, n_head=None, head_dim=64, aspect=128, base_d_model=256,
                             tokens_per_param=20, lr=2e-3, max_batch=256, steps=1000)),
 }
 

@@ -27,6 +27,7 @@ class TrainConfig(BaseModel):
     d_model: int = Field(128, ge=1)
     n_layer: int = Field(2, ge=1)
     head_dim: int = Field(32, ge=2)
+    base_head_dim: int | None = Field(None, ge=2, description="μP base head_dim (fixed head count); None = head_dim")
     seq_len: int = Field(128, ge=2)
     base_d_model: int = Field(64, ge=1)
     init_std: float = Field(0.02, gt=0)
@@ -76,8 +77,8 @@ class TrainConfig(BaseModel):
     def model_config_for(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(
             vocab_size=vocab_size, d_model=self.d_model, n_layer=self.n_layer, head_dim=self.head_dim,
-            seq_len=self.seq_len, base_d_model=self.base_d_model, init_std=self.init_std,
-            parametrization=self.parametrization,
+            base_head_dim=self.base_head_dim, seq_len=self.seq_len, base_d_model=self.base_d_model,
+            init_std=self.init_std, parametrization=self.parametrization,
         )
 
 

@@ -1,7 +1,8 @@
 """Export a run as a Hugging Face `LlamaForCausalLM` folder, for TRL, lm-eval and vLLM.
 
 Our module names follow HF's Llama, so export is a copy under the `model.` prefix. μP
-needs nothing at inference: its multipliers live in the initialisation and learning rates.
+needs one thing at inference: where the attention scale differs from Llama's 1/sqrt(d_head)
+(a recipe with a fixed head count), the difference is folded into the query weights.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def hf_config(cfg: ModelConfig, eos_id: int) -> dict:
     }
 
 
+def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
+    """Our weights as Llama reads them: RoPE is linear, so scaling q before it scales the logits."""
+    fold = model.cfg.attn_scale * model.cfg.head_dim ** 0.5
+    return {k: v * fold if k.endswith("q_proj.weight") and fold != 1.0 else v for k, v in model.state_dict().items()}
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     from transformers import PreTrainedTokenizerFast
 
@@ -77,7 +84,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
         tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_path), eos_token=EOS, bos_token=EOS)
         tokenizer.save_pretrained(tmp)
         weights = {("lm_head.weight" if k == "lm_head.weight" else f"model.{k}"): v.contiguous()
-                   for k, v in model.state_dict().items()}
+                   for k, v in hf_state_dict(model).items()}
         save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
         eos_id = tokenizer.convert_tokens_to_ids(EOS)
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg, eos_id), indent=2))
