@@ -8,6 +8,7 @@ needs one thing at inference: where the attention scale differs from Llama's 1/s
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -68,7 +69,8 @@ def hf_config(cfg: ModelConfig, eos_id: int) -> dict:
 def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     """Our weights as Llama reads them: RoPE is linear, so scaling q before it scales the logits."""
     fold = model.cfg.attn_scale * model.cfg.head_dim ** 0.5
-    return {k: v * fold if k.endswith("q_proj.weight") and fold != 1.0 else v for k, v in model.state_dict().items()}
+    plain = math.isclose(fold, 1.0)
+    return {k: v * fold if k.endswith("q_proj.weight") and not plain else v for k, v in model.state_dict().items()}
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
