@@ -1,6 +1,7 @@
 import torch
 
 from scalelab.model import GPT, ModelConfig, count_params, forward_flops_per_token, train_flops_per_token
+from scalelab.model.gpt import apply_rope
 
 
 def test_counts_for_two_shapes_match_hand_computation():
@@ -35,15 +36,9 @@ def test_mup_learning_rates_scale_with_width():
     assert {g["lr"] for g in sp.param_groups(1e-2, 0.1)} == {1e-2}
 
 
-def _activation_scale(parametrization: str, width: int, steps: int = 5, lr: float = 1e-2,
-                      one_head: bool = False) -> dict[str, float]:
-    """Coordinate check: mean |activation| of each block's output and the logits after a few Adam steps.
-
-    `one_head`: a fixed head count (head_dim = width), with μP's 1/d_head attention scale."""
+def _trained(cfg: ModelConfig, steps: int = 5, lr: float = 1e-2) -> tuple[GPT, torch.Tensor]:
+    """A model after a few Adam steps on random tokens, and those tokens."""
     torch.manual_seed(0)
-    heads = dict(head_dim=width, base_head_dim=64) if one_head else dict(head_dim=16)
-    cfg = ModelConfig(vocab_size=256, d_model=width, n_layer=2, seq_len=32, base_d_model=64,
-                      parametrization=parametrization, **heads)
     model = GPT(cfg)
     opt = torch.optim.Adam(model.param_groups(lr, 0.0), lr=lr)
     data = torch.randint(0, 256, (8, 33), generator=torch.Generator().manual_seed(1))
@@ -52,6 +47,13 @@ def _activation_scale(parametrization: str, width: int, steps: int = 5, lr: floa
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return model, data
+
+
+def _activation_scale(parametrization: str, width: int) -> dict[str, float]:
+    """Coordinate check: mean |activation| of each block's output and the logits after a few Adam steps."""
+    model, data = _trained(ModelConfig(vocab_size=256, d_model=width, n_layer=2, head_dim=16, seq_len=32,
+                                       base_d_model=64, parametrization=parametrization))
     scales: dict[str, float] = {}
     hooks = [block.register_forward_hook(lambda m, i, o, n=n: scales.__setitem__(n, o.abs().mean().item()))
              for n, block in enumerate(model.layers)]
@@ -74,10 +76,26 @@ def test_coordinate_check_flat_under_mup_and_growing_under_sp():
     assert growth["sp"] > 2 * growth["mup"], growth
 
 
-def test_coordinate_check_flat_with_one_widening_head():
-    small, large = _activation_scale("mup", 64, one_head=True), _activation_scale("mup", 512, one_head=True)
-    for key in small:
-        assert 0.5 < large[key] / small[key] < 2.0, (key, small[key], large[key])
+def _attention_logit_scale(width: int, base_head_dim: int | None) -> float:
+    """Mean |pre-softmax attention logit| of the last layer of a one-head model (head_dim = width)."""
+    model, data = _trained(ModelConfig(vocab_size=256, d_model=width, n_layer=2, head_dim=width, seq_len=32,
+                                       base_d_model=64, base_head_dim=base_head_dim))
+    attn, seen = model.layers[-1].self_attn, {}
+    hooks = [getattr(attn, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
+             for name in ("q_proj", "k_proj")]
+    with torch.no_grad():
+        model(data[:, :-1])
+    for h in hooks:
+        h.remove()
+    q, k = (apply_rope(seen[name].unsqueeze(1), model.rope_cos, model.rope_sin) for name in ("q_proj", "k_proj"))
+    return (q @ k.transpose(-1, -2) * attn.scale).abs().mean().item()
+
+
+def test_coordinate_check_of_attention_logits_with_one_widening_head():
+    # μP's 1/d_head keeps them from growing with width; Llama's 1/sqrt(d_head) lets them grow.
+    mup = _attention_logit_scale(512, base_head_dim=64) / _attention_logit_scale(64, base_head_dim=64)
+    plain = _attention_logit_scale(512, base_head_dim=None) / _attention_logit_scale(64, base_head_dim=None)
+    assert mup < 1.0 < 1.5 < plain, (mup, plain)
 
 
 def test_attention_scale_is_mup_one_over_head_dim_anchored_at_the_base():

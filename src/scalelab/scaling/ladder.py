@@ -76,11 +76,11 @@ class RunPlan(BaseModel):
     seed: int = 0
 
     def train_settings(self, recipe: Recipe) -> dict:
-        """TrainConfig fields of this run (data settings come from the caller)."""
-        head_dim, base_head_dim = recipe.head_dims(self.d_model)
-        return dict(d_model=self.d_model, n_layer=self.n_layer, head_dim=head_dim, base_head_dim=base_head_dim,
-                    seq_len=recipe.seq_len,
-                    base_d_model=recipe.base_d_model, vocab_size=recipe.vocab_size, lr=recipe.lr,
+        """TrainConfig fields of this run (data settings come from the caller); the shape is `model_config`'s."""
+        shape = model_config(recipe, self.d_model)
+        return dict(d_model=shape.d_model, n_layer=shape.n_layer, head_dim=shape.head_dim,
+                    base_head_dim=shape.base_head_dim, seq_len=shape.seq_len, base_d_model=shape.base_d_model,
+                    vocab_size=shape.vocab_size, lr=recipe.lr,
                     warmup_fraction=recipe.warmup_fraction, min_lr_ratio=recipe.min_lr_ratio,
                     weight_decay=recipe.weight_decay, batch_size=self.batch_size, steps=self.steps,
                     seed=self.seed)
