@@ -26,8 +26,7 @@ bench: setup
 	$(PY) bench/train_throughput.py
 	$(PY) bench/fit_speed.py
 	$(PY) bench/contamination_throughput.py
-	$(if $(MMLU),$(PY) -m pip install -q -c constraints.txt lm-eval==0.4.13 && \
-		$(PY) bench/eval_throughput.py --mmlu $(MMLU),@echo "eval bench skipped: make bench MMLU=DIR (dev/ and test/ CSVs)")
+	$(if $(MMLU),$(PY) bench/eval_throughput.py --mmlu $(MMLU),@echo "eval bench skipped: make bench MMLU=DIR (dev/ and test/ CSVs)")
 	$(PY) bench/forecast_accuracy.py
 
 clean:

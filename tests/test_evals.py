@@ -1,8 +1,10 @@
+import contextlib
 import json
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,11 @@ def test_shared_prefix_scoring_equals_plain_scoring(backend, mmlu_dir, monkeypat
     monkeypatch.setattr(hf_backend, "MIN_SHARED", 10**9)
     plain = backend.loglikelihood(requests)
     np.testing.assert_allclose(shared, plain, atol=1e-4)
+    monkeypatch.setattr(hf_backend, "BATCH_TOKENS", 1)  # one row per forward pass
+    one_by_one = backend.loglikelihood(requests)
+    np.testing.assert_allclose(shared, one_by_one, atol=1e-4)
+    k = len(task.samples[0].choices)
+    assert (np.argmax(np.reshape(shared, (-1, k)), 1) == np.argmax(np.reshape(one_by_one, (-1, k)), 1)).all()
     for r, got in list(zip(requests, shared, strict=True))[:6]:
         assert got == pytest.approx(reference_loglikelihood(backend.model, backend.tokenizer, r.context,
                                                             r.continuation), abs=1e-4)
@@ -268,13 +275,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_run):
+@contextlib.contextmanager
+def serving(tiny_run, *flags: str):
+    """`scalelab serve` on the tiny run, on a free loopback port; yields the base URL."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "scalelab", "serve", f"run:{tiny_run}", "--port", str(port),
-                             "--name", "tiny"], stderr=subprocess.PIPE, text=True)
-    import urllib.request
-
+                             "--name", "tiny", *flags], stderr=subprocess.PIPE, text=True)
     for _ in range(300):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as r:
@@ -285,28 +291,144 @@ def server(tiny_run):
     else:
         proc.kill()
         pytest.fail(proc.stderr.read())
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run):
+    with serving(tiny_run) as url:  # the default precision: what users get
+        yield url
+
+
+def _rows(folder: Path, task: str) -> list[dict]:
+    return [json.loads(x) for x in (folder / f"samples_{task}.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("shots", [1, 3])  # 3 shots overflow the 256-token context: truncation must agree too
-def test_eval_through_http_matches_in_process(server, backend, mmlu_dir, tmp_path, shots):
+def test_eval_through_http_matches_in_process(server, tiny_run, mmlu_dir, tmp_path, shots):
+    """Under the default precision, in-process and HTTP scoring agree on every machine (bf16 CPU units or not)."""
     tasks = [load_task("mmlu", {"mmlu": str(mmlu_dir)}, shots=shots),
              load_task("truthfulqa_mc", {"truthfulqa_mc": str(write_truthfulqa(tmp_path / "tqa.json"))})]
-    local = evaluate(backend, tasks, tmp_path / "local", "local", cache_path=tmp_path / "c.sqlite",
+    in_process = load_backend(f"run:{tiny_run}")
+    assert in_process.precision == "fp32"
+    local = evaluate(in_process, tasks, tmp_path / "local", "local", cache_path=tmp_path / "c.sqlite",
                      show_progress=False)
-    remote_backend = load_backend(f"openai:tiny@{server}")
-    remote = evaluate(remote_backend, tasks, tmp_path / "http", "http", cache_path=tmp_path / "c.sqlite",
-                      show_progress=False)
+    remote = evaluate(load_backend(f"openai:tiny@{server}"), tasks, tmp_path / "http", "http",
+                      cache_path=tmp_path / "c.sqlite", show_progress=False)
+    assert local["precision"] == remote["precision"] == "fp32"  # the server reports what it runs in
     for task in ("mmlu", "truthfulqa_mc"):
-        rows_l = [json.loads(x) for x in (tmp_path / "local" / f"samples_{task}.jsonl").read_text().splitlines()]
-        rows_h = [json.loads(x) for x in (tmp_path / "http" / f"samples_{task}.jsonl").read_text().splitlines()]
+        rows_l, rows_h = _rows(tmp_path / "local", task), _rows(tmp_path / "http", task)
         assert [r["pred"] for r in rows_l] == [r["pred"] for r in rows_h]
         np.testing.assert_allclose(np.concatenate([r["loglikelihoods"] for r in rows_l]),
                                    np.concatenate([r["loglikelihoods"] for r in rows_h]), atol=1e-4)
         for name, m in local["tasks"][task]["metrics"].items():
             assert remote["tasks"][task]["metrics"][name]["value"] == pytest.approx(m["value"], abs=1e-4)
+
+
+def test_bf16_is_an_explicit_recorded_choice(tiny_run, mmlu_dir, tmp_path):
+    """bf16 runs on any CPU (slowly without bf16 units): recorded, cached apart, close to fp32 but not equal."""
+    task = load_task("mmlu", {"mmlu": str(mmlu_dir)}, shots=1)
+    cache = tmp_path / "c.sqlite"
+    fp32 = evaluate(load_backend(f"run:{tiny_run}"), [task], tmp_path / "fp32", "m", cache_path=cache,
+                    show_progress=False)
+    bf16_backend = load_backend(f"run:{tiny_run}", precision="bf16")
+    assert bf16_backend.model.dtype == torch.bfloat16
+    bf16 = evaluate(bf16_backend, [task], tmp_path / "bf16", "m", cache_path=cache, show_progress=False)
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    a = np.concatenate([r["loglikelihoods"] for r in _rows(tmp_path / "fp32", "mmlu")])
+    b = np.concatenate([r["loglikelihoods"] for r in _rows(tmp_path / "bf16", "mmlu")])
+    assert not np.array_equal(a, b)  # answered by the bf16 model, not from the fp32 cache entries
+    assert np.max(np.abs(a - b)) < 0.5
+    with serving(tiny_run, "--precision", "bf16") as url:
+        remote = load_backend(f"openai:tiny@{url}")
+        assert remote.precision == "bf16" and remote.identity.endswith("|bf16")
+        requests = [Loglikelihood(s.prompt, c) for s in task.samples[:4] for c in s.choices]
+        drift = np.abs(np.array(remote.loglikelihood(requests)) - np.array(bf16_backend.loglikelihood(requests)))
+        assert np.max(drift) < 0.5  # bf16 paths drift apart (bench/precision_drift.py measures it on SmolLM2)
+    with pytest.raises(UserError, match="decides its precision"):
+        load_backend(f"openai:tiny@{url}", precision="bf16")
+
+
+def test_completions_take_token_ids_and_return_top_logprobs(server, backend):
+    """What lm-evaluation-harness's local-completions sends: token-ID prompts, echo, logprobs=1, max_tokens=1."""
+    import openai
+
+    client = openai.OpenAI(base_url=server, api_key="none")
+    texts = ["def add(a, b):\n    return", "import os\nimport sys"]
+    ids = [backend.encode(t) for t in texts]
+    batched = client.completions.create(model="tiny", prompt=ids, max_tokens=1, echo=True, logprobs=2,
+                                        temperature=0)
+    assert [c.index for c in batched.choices] == [0, 1]
+    for text, prompt, choice in zip(texts, ids, batched.choices, strict=True):
+        lp = choice.logprobs
+        assert len(lp.token_logprobs) == len(prompt) + 1 and lp.token_logprobs[0] is None
+        assert lp.top_logprobs[0] is None and all(len(t) == 2 for t in lp.top_logprobs[1:])
+        # the echoed part is the prompt's own scoring; the last token is the greedy continuation
+        assert choice.text.startswith(text)
+        greedy = backend.generate_ids(prompt, Generation(text, max_tokens=1))[0]
+        assert choice.text == text + greedy
+        for token_lp, top in zip(lp.token_logprobs[1:], lp.top_logprobs[1:], strict=True):
+            assert max(top.values()) >= token_lp - 1e-6
+        assert lp.token_logprobs[-1] == max(lp.top_logprobs[-1].values())  # greedy: it is the top token
+    single = client.completions.create(model="tiny", prompt=ids[0], max_tokens=0, echo=True, logprobs=0,
+                                       temperature=0)
+    text_prompt = client.completions.create(model="tiny", prompt=texts[0], max_tokens=0, echo=True, logprobs=0,
+                                            temperature=0)
+    np.testing.assert_allclose(single.choices[0].logprobs.token_logprobs[1:],
+                               text_prompt.choices[0].logprobs.token_logprobs[1:], atol=1e-5)
+    np.testing.assert_allclose(single.choices[0].logprobs.token_logprobs[1:],
+                               batched.choices[0].logprobs.token_logprobs[1:-1], atol=1e-4)
+    with pytest.raises(openai.BadRequestError, match="token-ID"):
+        client.completions.create(model="tiny", prompt=[[10**9]], max_tokens=0, echo=True, logprobs=0)
+    generated = client.completions.create(model="tiny", prompt=texts[0], max_tokens=5, logprobs=1, temperature=0)
+    lp = generated.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) and "".join(lp.tokens).startswith(
+        generated.choices[0].text[:1])
+
+
+def test_lm_eval_local_completions_matches_its_own_hf_run(server, tiny_run, tmp_path):
+    """lm-evaluation-harness as the client: through our server it scores what its own HF backend scores."""
+    import yaml
+
+    lm_eval = pytest.importorskip("lm_eval")  # a test dependency (pyproject's test extra)
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from scalelab.evals.backends import hf_folder
+
+    root = write_mmlu(tmp_path / "mmlu", header=True)
+    tasks_dir = tmp_path / "tasks"
+    tasks_dir.mkdir()
+    (tasks_dir / "local_mmlu.yaml").write_text(yaml.safe_dump({
+        "task": "local_mmlu", "dataset_path": "csv",
+        "dataset_kwargs": {"data_files": {"test": str(root / "test" / "basic_math_test.csv"),
+                                          "dev": str(root / "dev" / "basic_math_dev.csv")}},
+        "test_split": "test", "fewshot_split": "dev", "fewshot_config": {"sampler": "first_n"}, "num_fewshot": 2,
+        "output_type": "multiple_choice",
+        "doc_to_text": "{{question.strip()}}\nA. {{choice0}}\nB. {{choice1}}\nC. {{choice2}}\nD. {{choice3}}\nAnswer:",
+        "doc_to_choice": ["A", "B", "C", "D"], "doc_to_target": "answer", "metric_list": [{"metric": "acc"}]}))
+    folder = hf_folder(f"run:{tiny_run}")
+    common = dict(tasks=["local_mmlu"], log_samples=True, task_manager=TaskManager(include_path=str(tasks_dir)),
+                  verbosity="ERROR")
+    ours = {}
+    for tokenized in (True, False):
+        ours[tokenized] = lm_eval.simple_evaluate(
+            model="local-completions", model_args=f"model=tiny,base_url={server}/completions,tokenizer={folder},"
+            f"tokenizer_backend=huggingface,tokenized_requests={tokenized},max_length=256,max_retries=1", **common)
+    theirs = lm_eval.simple_evaluate(model=HFLM(pretrained=str(folder), dtype="float32", batch_size=4, device="cpu",
+                                                max_length=256), **common)
+
+    def scores(out):
+        return np.array([[x[0] for x in r["filtered_resps"]] for r in out["samples"]["local_mmlu"]])
+
+    for run in ours.values():
+        assert run["results"]["local_mmlu"]["acc,none"] == theirs["results"]["local_mmlu"]["acc,none"]
+        np.testing.assert_allclose(scores(run), scores(theirs), atol=1e-4)
+        assert scores(run).shape == (6, 4)
 
 
 def test_server_chat_streams_and_lists_models(server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import typer
@@ -136,6 +136,11 @@ def forecast(
           f"error {100 * result['relative_error']:+.2f}%  -> {out / 'forecast.json'}, {out / 'report.html'}")
 
 
+Precision = Annotated[Literal["auto", "fp32", "bf16"], typer.Option(
+                                        help="scoring precision; auto = fp32 on every machine, so scores "
+                                             "do not depend on the CPU or the path")]
+
+
 def _data_map(items: list[str] | None) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -166,6 +171,7 @@ def eval_(
     cache: Annotated[Path | None, typer.Option(help="SQLite response cache (default under $SCALELAB_CACHE)")] = None,
     contamination_corpus: Annotated[list[str] | None, typer.Option(
         help="also report every metric on the clean and contaminated items (GPT-4's substring check)")] = None,
+    precision: Precision = "auto",
 ) -> None:
     """Evaluate a model on tasks: metrics with standard errors and bootstrap CIs, per-item samples."""
     from scalelab.evals import evaluate, load_backend, load_task, read_completions
@@ -175,11 +181,11 @@ def eval_(
     if model is None and samples is None:
         raise UserError("give --model SPEC (or --samples FILE to score given HumanEval completions)")
     given = read_completions(samples) if samples is not None else None
-    grader_backend = load_backend(grader, api_key=api_key) if grader else None
+    grader_backend = load_backend(grader, precision=precision, api_key=api_key) if grader else None
     settings = dict(n=n, temperature=temperature, given=given)
     loaded = [load_task(t.strip(), _data_map(data), shots=shots, limit=limit, grader=grader_backend,
                         humaneval=settings) for t in tasks.split(",") if t.strip()]
-    backend = load_backend(model, api_key=api_key) if model else None
+    backend = load_backend(model, precision=precision, api_key=api_key) if model else None
     results = evaluate(backend, loaded, out, model_name=model or f"samples:{samples}", cache_path=cache)
     if contamination_corpus:
         from scalelab.contamination import add_clean_scores
@@ -236,12 +242,13 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
     name: Annotated[str | None, typer.Option(help="model name served (default: the spec)")] = None,
+    precision: Precision = "auto",
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions)."""
     from scalelab.evals.backends import HFBackend, load_backend
     from scalelab.evals.server import serve as run_server
 
-    backend = load_backend(model)
+    backend = load_backend(model, precision=precision)
     if not isinstance(backend, HFBackend):
         raise UserError("serve takes a local model: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")
     print(f"serving {name or model} on http://{host}:{port}/v1", file=sys.stderr, flush=True)

@@ -44,7 +44,7 @@ def evaluate(model: Backend | None, tasks: list[Task], out: str | Path, model_na
     """Run every task, answering from the response cache first; write results when all are done."""
     out = check_writable(out)
     cache = ResponseCache(cache_path or default_cache_path())
-    results: dict[str, Any] = {"model": model_name, "tasks": {}}
+    results: dict[str, Any] = {"model": model_name, "precision": getattr(model, "precision", None), "tasks": {}}
     if any(isinstance(t, HumanEvalTask) for t in tasks):
         results["sandbox"] = sandbox.mode()
     all_rows = {}

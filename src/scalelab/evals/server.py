@@ -1,7 +1,9 @@
 """`scalelab serve`: an OpenAI-compatible HTTP server (FastAPI + uvicorn) for a local model.
 
-/v1/models, /v1/completions (with echo + logprobs: what log-likelihood evaluation needs) and
-/v1/chat/completions (streamed as server-sent events when asked). One model, requests serialised.
+/v1/models (with the precision the model runs in), /v1/completions (text or token-ID prompts,
+single or batched; echo + logprobs with top_logprobs: what log-likelihood evaluation needs, ours
+and lm-evaluation-harness's `local-completions`) and /v1/chat/completions (streamed as server-sent
+events when asked). One model, requests serialised.
 """
 
 from __future__ import annotations
@@ -21,14 +23,20 @@ from scalelab.evals.requests import Generation, cut_at_stop
 
 class CompletionRequest(BaseModel):
     model: str | None = None
-    prompt: str | list[str]
+    prompt: str | list[str] | list[int] | list[list[int]]  # text or token IDs, one or a batch
     max_tokens: int = Field(16, ge=0)
     temperature: float = Field(1.0, ge=0)
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
     echo: bool = False
-    logprobs: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=20)
     seed: int | None = None
+
+    def prompts(self) -> list[str | list[int]]:
+        p = self.prompt
+        if isinstance(p, str) or (p and all(isinstance(t, int) for t in p)):
+            return [p]
+        return list(p)
 
 
 class ChatMessage(BaseModel):
@@ -64,27 +72,23 @@ def create_app(backend: HFBackend, name: str):
 
     @app.get("/v1/models")
     def models() -> dict:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "scalelab"}]}
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "scalelab",
+                                            "precision": backend.precision}]}
 
     @app.post("/v1/completions")
-    def completions(req: CompletionRequest) -> dict:
-        prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+    def completions(req: CompletionRequest):
+        prompts = req.prompts()
+        if not prompts:
+            return _error("prompt is empty", "prompt")
+        vocab = len(backend.tokenizer)
+        for p in prompts:
+            if not isinstance(p, str) and (not p or not all(0 <= t < vocab for t in p)):
+                return _error(f"a token-ID prompt must be non-empty IDs in [0, {vocab})", "prompt")
         choices = []
         with lock:
             for prompt in prompts:
-                logprobs = None
-                if req.echo and req.logprobs is not None:
-                    ids, lps, offsets = backend.token_logprobs(prompt)
-                    logprobs = {"tokens": [backend.tokenizer.decode([t]) for t in ids], "token_logprobs": lps,
-                                "top_logprobs": None, "text_offset": offsets}
-                texts = [""] * req.n
-                if req.max_tokens > 0:
-                    gen = Generation(prompt, max_tokens=req.max_tokens, stop=_stops(req.stop),
-                                     temperature=req.temperature, n=req.n, seed=req.seed or 0)
-                    texts = backend.generate_ids(backend.prompt_ids(gen), gen)
-                for text in texts:
-                    choices.append({"index": len(choices), "text": (prompt if req.echo else "") + text,
-                                    "logprobs": logprobs, "finish_reason": "stop" if req.max_tokens else "length"})
+                for choice in _complete(backend, prompt, req):
+                    choices.append({"index": len(choices), **choice})
         return {**header("cmpl"), "object": "text_completion", "choices": choices}
 
     @app.post("/v1/chat/completions")
@@ -102,6 +106,50 @@ def create_app(backend: HFBackend, name: str):
                             for i, t in enumerate(texts)]}
 
     return app
+
+
+def _error(message: str, param: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(status_code=400, content={"error": {"message": message, "type": "invalid_request_error",
+                                                           "param": param, "code": None}})
+
+
+def _complete(backend: HFBackend, prompt: str | list[int], req: CompletionRequest) -> list[dict[str, Any]]:
+    """The choices of one prompt, as the OpenAI completions API shapes them."""
+    if isinstance(prompt, str):
+        enc = backend.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets, text = enc.input_ids, [o[0] for o in enc.offset_mapping], prompt
+    else:
+        ids, text = prompt, backend.tokenizer.decode(prompt)
+        offsets = backend.text_offsets(ids)
+    keep = backend.max_length + 1  # the longest window scored whole; longer prompts lose their start
+    ids, offsets = ids[-keep:], offsets[-keep:]
+    echoed, following = None, None
+    if req.echo and req.logprobs is not None:
+        lps, tops, following = backend.prompt_logprobs(ids, req.logprobs) if ids else ([], [], None)
+        echoed = {"tokens": [backend.tokenizer.decode([t]) for t in ids], "token_logprobs": lps,
+                  "top_logprobs": tops, "text_offset": offsets}
+    if req.max_tokens == 0:
+        return [{"text": text if req.echo else "", "logprobs": echoed, "finish_reason": "length"}] * req.n
+    gen = Generation(text, max_tokens=req.max_tokens, stop=_stops(req.stop), temperature=req.temperature, n=req.n,
+                     seed=req.seed or 0)
+    if following is not None and req.max_tokens == 1 and req.temperature == 0:
+        # one greedy token (how lm-eval asks for log-likelihoods): the echo pass already predicted it
+        completions = [backend.next_token(following, gen, req.logprobs)] * req.n
+    else:
+        completions = backend.complete([ids or [backend.prefix_token]], gen, top=req.logprobs)[0]
+    start = len(text) if req.echo else 0
+    out = []
+    for c in completions:
+        logprobs = None
+        if req.logprobs is not None:
+            own = {"tokens": [backend.tokenizer.decode([t]) for t in c.tokens], "token_logprobs": c.logprobs,
+                   "top_logprobs": c.top_logprobs, "text_offset": [start + o for o in backend.text_offsets(c.tokens)]}
+            logprobs = own if echoed is None else {k: echoed[k] + own[k] for k in own}
+        out.append({"text": (text if req.echo else "") + c.text, "logprobs": logprobs,
+                    "finish_reason": c.finish_reason})
+    return out
 
 
 def _stream(backend: HFBackend, lock: threading.Lock, messages: list[dict], gen: Generation, head: dict):

@@ -27,10 +27,14 @@ def hf_folder(spec: str) -> Path:
 
 
 def load_backend(spec: str, device: str = "auto", precision: str = "auto", api_key: str | None = None) -> Backend:
+    """A backend for a model spec; local models score in `scoring_precision(precision)`."""
     if spec.startswith("openai:"):
         model, _, base_url = spec.removeprefix("openai:").partition("@")
         if not model:
             raise UserError(f"model spec '{spec}' names no model; use openai:MODEL@BASE_URL")
+        if precision != "auto":
+            raise UserError(f"--precision {precision}: the server of '{spec}' decides its precision "
+                            "(scalelab serve --precision)")
         return OpenAIBackend(model, base_url or None, api_key)
     folder = hf_folder(spec)
     if not (folder / "config.json").exists():

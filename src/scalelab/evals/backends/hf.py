@@ -23,11 +23,23 @@ import torch
 from scalelab.errors import UserError
 from scalelab.evals.requests import Generation, Loglikelihood, cut_at_stop
 from scalelab.io import cache_root
-from scalelab.train.hardware import pick_device, pick_precision
+from scalelab.train.hardware import pick_device, scoring_precision
 
 MIN_SHARED = 32  # tokens a prefix must have before reusing its KV cache pays for the copy
 BATCH_TOKENS = 4096  # suffix tokens per forward pass
 GENERATION_BATCH = 8  # sequences generated together (prompts x samples)
+
+
+@dataclass
+class Completion:
+    """One generated continuation: text (cut at a stop string), its tokens and, when asked for,
+    each token's log-probability and the likeliest tokens at its position."""
+
+    text: str
+    tokens: list[int]
+    finish_reason: str  # "stop" (a stop string or end of text) or "length"
+    logprobs: list[float] | None = None
+    top_logprobs: list[dict[str, float]] | None = None
 
 
 @dataclass
@@ -38,7 +50,7 @@ class _Row:
 
 
 class HFBackend:
-    """A transformers causal LM, in bf16 where the hardware runs bf16 fast, else fp32."""
+    """A transformers causal LM, in fp32 unless bf16 is asked for (`scoring_precision`)."""
 
     def __init__(self, folder: str | Path, identity: str, device: str = "auto", precision: str = "auto"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -47,7 +59,7 @@ class HFBackend:
         if not (folder / "config.json").exists():
             raise UserError(f"{folder} is not a Hugging Face model folder (no config.json)")
         self.device = pick_device(device)
-        self.precision = pick_precision(self.device, precision)
+        self.precision = scoring_precision(precision)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(self.device).eval()
@@ -132,20 +144,35 @@ class HFBackend:
             for request, start, tokens in row.wanted:
                 out[request] = float(sum(logprobs[index[(b, start + j)], t] for j, t in enumerate(tokens)))
 
-    def token_logprobs(self, text: str) -> tuple[list[int], list[float | None], list[int]]:
-        """Each token of `text`, its log-probability given the ones before (None for the first) and
-        its character offset: what /v1/completions returns for echo + logprobs."""
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        # keep max_length + 1 tokens: the window of the last prediction is then the one loglikelihood() uses
-        keep = self.max_length + 1
-        ids, offsets = enc.input_ids[-keep:], [o[0] for o in enc.offset_mapping][-keep:]
-        if not ids:
-            return [], [], []
-        with torch.inference_mode():
-            logits = self.model(torch.tensor([ids[:-1]], device=self.device)).logits[0].float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        scored = [float(logprobs[i - 1, t]) for i, t in enumerate(ids) if i > 0]
-        return ids, [None, *scored], offsets
+    @torch.inference_mode()
+    def prompt_logprobs(self, ids: list[int], top: int = 0) -> tuple[list[float | None], list[dict[str, float] | None],
+                                                                    torch.Tensor | None]:
+        """Each token's log-probability given the ones before (None for the first), the `top`
+        likeliest tokens at its position (what /v1/completions returns for echo + logprobs), and
+        the log-probabilities of the token that would come next (None when `ids` fill more than
+        the context).
+
+        The caller keeps at most max_length + 1 tokens, so the window of the last prediction is
+        the one `loglikelihood` uses.
+        """
+        window = ids if len(ids) <= self.max_length else ids[:-1]
+        logprobs = torch.log_softmax(self.model(torch.tensor([window], device=self.device)).logits[0].float(), -1).cpu()
+        rows = logprobs[:len(ids) - 1]
+        chosen = rows.gather(1, torch.tensor(ids[1:], dtype=torch.long).view(-1, 1)).view(-1).tolist()
+        following = logprobs[-1] if len(window) == len(ids) else None
+        return [None, *chosen], [None, *self._top(rows, top)], following
+
+    def _top(self, logprobs: torch.Tensor, k: int) -> list[dict[str, float]]:
+        """Per row, the k likeliest tokens as {decoded token: log-probability}."""
+        if k <= 0:
+            return [{} for _ in range(len(logprobs))]
+        values, indices = logprobs.topk(k, dim=-1)
+        return [{self.tokenizer.decode([int(t)]): float(v) for v, t in zip(vs, ts, strict=True)}
+                for vs, ts in zip(values.tolist(), indices.tolist(), strict=True)]
+
+    def text_offsets(self, ids: list[int]) -> list[int]:
+        """Character offset of each token in the decoded text of `ids`."""
+        return [len(self.tokenizer.decode(ids[:i])) for i in range(len(ids))]
 
     # --- generation ----------------------------------------------------------------------------
 
@@ -165,12 +192,19 @@ class HFBackend:
         """`request.n` continuations of token ids, decoded and cut at the first stop string."""
         return self.generate_batch([ids], request, streamer)[0]
 
-    @torch.inference_mode()
     def generate_batch(self, prompts: list[list[int]], request: Generation, streamer=None) -> list[list[str]]:
         """`request.n` continuations of each prompt, run as one left-padded batch."""
+        return [[c.text for c in cs] for cs in self.complete(prompts, request, streamer)]
+
+    @torch.inference_mode()
+    def complete(self, prompts: list[list[int]], request: Generation, streamer=None,
+                 top: int | None = None) -> list[list[Completion]]:
+        """`request.n` completions of each prompt (one left-padded batch), cut at the first stop
+        string; with `top` set, each generated token's log-probability and the `top` likeliest
+        tokens at its position (under the model's own distribution, before temperature)."""
         prompts = [ids[-max(1, self.max_length - request.max_tokens):] for ids in prompts]
         width = max(len(ids) for ids in prompts)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad = self._pad()
         batch = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=self.device)
         torch.manual_seed(request.seed)
@@ -179,10 +213,44 @@ class HFBackend:
             batch, attention_mask=mask, max_new_tokens=request.max_tokens, do_sample=sample,
             temperature=request.temperature if sample else None, top_p=None, top_k=None,
             num_return_sequences=request.n, stop_strings=list(request.stop) or None, tokenizer=self.tokenizer,
-            pad_token_id=pad, streamer=streamer)
-        texts = [cut_at_stop(t, request.stop)
-                 for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
-        return [texts[i * request.n:(i + 1) * request.n] for i in range(len(prompts))]
+            pad_token_id=pad, streamer=streamer, return_dict_in_generate=True, output_logits=top is not None)
+        new = out.sequences[:, width:].tolist()
+        steps = torch.log_softmax(torch.stack(out.logits, 1).float(), -1).cpu() if top is not None else None
+        ends = self._ends()
+        completions = [self._completion(row, request, ends, None if steps is None else steps[i], top or 0)
+                       for i, row in enumerate(new)]
+        return [completions[i * request.n:(i + 1) * request.n] for i in range(len(prompts))]
+
+    def next_token(self, logprobs: torch.Tensor, request: Generation, top: int | None) -> Completion:
+        """The greedy one-token completion given the next-token log-probabilities."""
+        token = int(logprobs.argmax())
+        rows = logprobs.view(1, -1) if top is not None else None
+        return self._completion([token], replace(request, max_tokens=1), self._ends(), rows, top or 0)
+
+    def _ends(self) -> set[int]:
+        """Token ids that end a generated text: the model's end-of-text ids."""
+        eos = self.model.generation_config.eos_token_id
+        return {*(eos if isinstance(eos, list) else [eos]), self.tokenizer.eos_token_id} - {None}
+
+    def _pad(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+
+    def _completion(self, tokens: list[int], request: Generation, ends: set[int], logprobs: torch.Tensor | None,
+                    top: int) -> Completion:
+        ended = next((j for j, t in enumerate(tokens) if t in ends), None)
+        text = self.tokenizer.decode(tokens[:ended], skip_special_tokens=True)
+        kept = cut_at_stop(text, request.stop)
+        if len(kept) < len(text):  # keep the tokens that begin inside the kept text
+            tokens = [t for t, o in zip(tokens, self.text_offsets(tokens), strict=True) if o < len(kept)]
+        elif ended is not None:  # the end-of-text token is part of the output (as in vLLM), not of the text
+            tokens = tokens[:ended + 1]
+        finish = "stop" if ended is not None or len(kept) < len(text) or len(tokens) < request.max_tokens \
+            else "length"
+        if logprobs is None:
+            return Completion(kept, tokens, finish)
+        rows = logprobs[:len(tokens)]
+        chosen = rows.gather(1, torch.tensor(tokens, dtype=torch.long).view(-1, 1)).view(-1).tolist() if tokens else []
+        return Completion(kept, tokens, finish, chosen, self._top(rows, top) if tokens else [])
 
     def generate(self, requests: list[Generation]) -> list[list[str]]:
         """Requests with the same settings run in batches of similar prompt length."""

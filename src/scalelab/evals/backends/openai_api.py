@@ -3,7 +3,8 @@
 Generation uses chat/completions for chat requests and completions for raw prompts; log-likelihood
 uses completions with echo + logprobs and max_tokens 0, which only some servers support (ours,
 vLLM, llama.cpp's server): the others get a clear error. The client retries 429, 5xx and timeouts
-with exponential backoff.
+with exponential backoff. A server that reports its model's precision in /v1/models (`scalelab
+serve` does) has it recorded and keyed in the response cache; others are `unknown`.
 """
 
 from __future__ import annotations
@@ -26,19 +27,24 @@ class OpenAIBackend:
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
         self.client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=MAX_RETRIES, timeout=timeout)
-        self.identity = f"openai:{model}@{self.base_url}"
-        self._check_reachable()
+        self.precision = self._served_precision()
+        self.identity = f"openai:{model}@{self.base_url}|{self.precision}"
 
-    def _check_reachable(self) -> None:
-        """Fail before any work when nothing answers at the base URL (a missing /models is fine)."""
+    def _served_precision(self) -> str:
+        """The precision the server reports for this model; fails before any work when nothing
+        answers at the base URL (a missing /models is fine)."""
         import openai
 
         try:
-            self.client.with_options(max_retries=1, timeout=30).models.list()
+            listed = self.client.with_options(max_retries=1, timeout=30).models.list().data
         except openai.APIConnectionError as e:
             raise UserError(f"cannot reach {self.base_url}: {e.__cause__ or e}") from None
         except openai.APIStatusError:
-            pass
+            return "unknown"
+        for entry in listed:
+            if entry.id == self.model:
+                return str((entry.model_extra or {}).get("precision", "unknown"))
+        return "unknown"
 
     def _call(self, fn, **kwargs):
         import openai
