@@ -200,10 +200,11 @@ def test_humaneval_scores_given_samples_in_the_sandbox(tmp_path):
     samples.write_text("".join(json.dumps({"task_id": t, "completion": c}) + "\n" for t, c in completions))
     out = tmp_path / "he"
     proc = run_cli("eval", "--tasks", "humaneval", "--data", f"humaneval={problems}", "--samples", str(samples),
-                   "--out", str(out))
+                   "--out", str(out), "--sandboxes", "2")
     assert proc.returncode == 0, proc.stderr
     res = json.loads((out / "results.json").read_text())
     assert res["sandbox"] in ("bubblewrap", "rlimits")
+    assert res["sandbox_isolation"]["parallel"] == 2 and res["sandbox_isolation"]["mode"] == res["sandbox"]
     assert res["tasks"]["humaneval"]["metrics"]["pass@1"]["value"] == pytest.approx(0.5)
     rows = {r["task_id"]: r for r in map(json.loads, (out / "samples_humaneval.jsonl").read_text().splitlines())}
     assert rows["T/0"]["passed"] is True and rows["T/0"]["passed_each"] == [True, False]

@@ -165,6 +165,7 @@ def eval_(
                                                       "({task_id, completion} JSONL)")] = None,
     n: Annotated[int, typer.Option(help="HumanEval samples per task")] = 1,
     temperature: Annotated[float, typer.Option(help="HumanEval sampling temperature (0: greedy)")] = 0.0,
+    sandboxes: Annotated[int | None, typer.Option(help="HumanEval programs run at once (default: the cores)")] = None,
     grader: Annotated[str | None, typer.Option(help="model spec grading model-graded tasks "
                                                     "(default: the model)")] = None,
     api_key: Annotated[str | None, typer.Option(help="key for openai: specs (default $OPENAI_API_KEY)")] = None,
@@ -182,7 +183,7 @@ def eval_(
         raise UserError("give --model SPEC (or --samples FILE to score given HumanEval completions)")
     given = read_completions(samples) if samples is not None else None
     grader_backend = load_backend(grader, precision=precision, api_key=api_key) if grader else None
-    settings = dict(n=n, temperature=temperature, given=given)
+    settings = dict(n=n, temperature=temperature, given=given, parallel=sandboxes)
     loaded = [load_task(t.strip(), _data_map(data), shots=shots, limit=limit, grader=grader_backend,
                         humaneval=settings) for t in tasks.split(",") if t.strip()]
     backend = load_backend(model, precision=precision, api_key=api_key) if model else None

@@ -45,8 +45,10 @@ def evaluate(model: Backend | None, tasks: list[Task], out: str | Path, model_na
     out = check_writable(out)
     cache = ResponseCache(cache_path or default_cache_path())
     results: dict[str, Any] = {"model": model_name, "precision": getattr(model, "precision", None), "tasks": {}}
-    if any(isinstance(t, HumanEvalTask) for t in tasks):
+    coding = [t for t in tasks if isinstance(t, HumanEvalTask)]
+    if coding:
         results["sandbox"] = sandbox.mode()
+        results["sandbox_isolation"] = sandbox.isolation(coding[0].parallel)
     all_rows = {}
     with progress(disable=not show_progress) as bar:
         for task in tasks:

@@ -1,21 +1,30 @@
 """Run untrusted generated code: a separate process with limits, no network, a throw-away folder.
 
-Two modes, reported in results as `sandbox`:
+Two modes, reported in results as `sandbox` (`SCALELAB_SANDBOX=bubblewrap|rlimits` picks one;
+unset, bubblewrap where it runs, else rlimits):
 - `bubblewrap`: Linux namespaces through `bwrap` (no network, own PID space, only the system's
   read-only /usr and the interpreter visible, a fresh /tmp, no environment variables), plus the
   rlimits below;
-- `rlimits` (where bwrap is missing or namespaces are off): CPU, memory, process-count and file
-  limits, a clean environment, a temporary working folder, and sockets disabled in the
-  interpreter. Weaker: the user's files stay readable, so install bubblewrap for real isolation.
-In both, a root caller drops to `nobody` first, so the process limit binds and the caller's files
-cannot be touched. A killed sandbox never takes the harness with it: the code runs below an
-intermediate process in its own session, and the whole session is killed at the wall-time limit.
+- `rlimits`: CPU, memory, process-count and file limits, a clean environment, a temporary
+  working folder, and a seccomp filter (libseccomp) that refuses every socket, so no code,
+  raw `_socket`, ctypes or a child program, reaches a network. Weaker: the machine's files
+  stay readable, so install bubblewrap for real isolation.
+
+Slots: sandboxes run side by side (`parallel`, default the core count), and one slot's fork bomb,
+memory bomb or endless loop must not change another's outcome. As root each run gets an
+unprivileged UID of its own from a reserved range (claimed with a lock file, so concurrent
+scalelab processes never share one): its process limit is its own, and every process it left is
+killed by UID afterwards. Without root, runs share the caller's UID and its process limit
+(`isolation()["slots"] == "shared-user"`, recorded in results.json).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import functools
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -23,21 +32,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-NOBODY = 65534
+from scalelab.errors import UserError
 
-# Runs first inside the sandbox: cut the network at the socket layer (the rlimits mode has no
-# network namespace), then run the program as __main__.
-_PRELUDE = """
-import socket, sys
-def _no_network(*a, **k):
-    raise OSError("network access is disabled in the sandbox")
-socket.socket = socket.create_connection = socket.socketpair = socket.getaddrinfo = _no_network
-sys.argv = ["program.py"]
-import runpy; runpy.run_path("program.py", run_name="__main__")
-"""
+UID_BASE = 62000  # the reserved range: UID_BASE .. UID_BASE + UID_COUNT - 1, unused by any account
+UID_COUNT = 256
+_LOCKS = Path(tempfile.gettempdir()) / "scalelab-sandbox-uids"
 
 
 @dataclass(frozen=True)
@@ -56,48 +61,103 @@ class Outcome:
     detail: str
 
 
-@functools.cache
-def _drop_to_nobody() -> bool:
+def _as_root() -> bool:
     return os.geteuid() == 0
 
 
 @functools.cache
 def interpreter() -> str:
-    """A Python the sandbox user can run (a root-owned pyenv under /root is not readable by nobody)."""
+    """A Python an unprivileged UID can run (a root-owned pyenv under /root is not readable)."""
     candidates = [sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]
     for exe in dict.fromkeys(c for c in candidates if c):
-        if not _drop_to_nobody() or _runs(["-c", "pass"], exe, bwrap=False):
+        if not _as_root() or _runs_unprivileged([exe, "-c", "pass"]):
             return exe
     return sys.executable
 
 
-def _runs(args: list[str], exe: str, bwrap: bool) -> bool:
-    with tempfile.TemporaryDirectory() as work:
+def _runs_unprivileged(cmd: list[str]) -> bool:
+    with tempfile.TemporaryDirectory() as work, _slot_uid() as uid:
         os.chmod(work, 0o777)
-        cmd = _command(exe, Path(work), bwrap) if bwrap else [exe, *args]
-        if bwrap:
-            (Path(work) / "program.py").write_text("pass\n")
         try:
             return subprocess.run(cmd, cwd=work, env={}, capture_output=True, timeout=30,
-                                  preexec_fn=_limits_preexec(Limits())).returncode == 0
+                                  preexec_fn=_preexec(Limits(), uid, network_filter=None)).returncode == 0
         except (OSError, subprocess.SubprocessError):
             return False
 
 
 @functools.cache
 def mode() -> str:
-    """'bubblewrap' where bwrap exists and can make namespaces here, else 'rlimits'."""
-    if os.environ.get("SCALELAB_SANDBOX") == "rlimits":
-        return "rlimits"
-    if shutil.which("bwrap") and _runs([], interpreter(), bwrap=True):
-        return "bubblewrap"
+    """'bubblewrap' or 'rlimits': the one SCALELAB_SANDBOX names, else the strongest that runs."""
+    wanted = os.environ.get("SCALELAB_SANDBOX", "")
+    if wanted not in ("", "bubblewrap", "rlimits"):
+        raise UserError(f"SCALELAB_SANDBOX={wanted}: use bubblewrap or rlimits")
+    if wanted != "rlimits":
+        reason = bubblewrap_unavailable()
+        if reason is None:
+            return "bubblewrap"
+        if wanted == "bubblewrap":
+            raise UserError(f"SCALELAB_SANDBOX=bubblewrap: {reason}")
+    reason = seccomp_unavailable()
+    if reason is not None:
+        raise UserError(f"no sandbox can cut the network here: bubblewrap ({bubblewrap_unavailable()}) "
+                        f"and the rlimits mode's seccomp filter ({reason}) are both unavailable")
     return "rlimits"
+
+
+@functools.cache
+def bubblewrap_unavailable() -> str | None:
+    """Why the bubblewrap mode cannot run here, or None when it can."""
+    if not shutil.which("bwrap"):
+        return "bwrap is not installed (apt-get install bubblewrap)"
+    with tempfile.TemporaryDirectory() as work:
+        os.chmod(work, 0o777)
+        Path(work, "program.py").write_text("pass\n")
+        with _slot_uid() as uid:
+            try:
+                done = subprocess.run(_command(interpreter(), Path(work), bwrap=True), cwd=work, env={},
+                                      capture_output=True, timeout=30,
+                                      preexec_fn=_preexec(Limits(), uid, network_filter=None))
+            except (OSError, subprocess.SubprocessError) as e:
+                return f"bwrap failed to start ({e})"
+    if done.returncode != 0:
+        return f"bwrap cannot make namespaces here ({done.stderr.decode(errors='replace').strip()[:200]})"
+    return None
+
+
+@functools.cache
+def seccomp_unavailable() -> str | None:
+    """Why the rlimits mode's seccomp filter cannot be built here, or None when it can."""
+    try:
+        _network_filter()
+    except (ImportError, OSError, RuntimeError) as e:
+        return f"libseccomp is not usable ({e})"
+    return None
+
+
+def _network_filter():
+    """A seccomp filter that refuses socket creation (and io_uring, which can open sockets too)."""
+    import pyseccomp as seccomp
+
+    f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    for call in ("socket", "io_uring_setup"):
+        f.add_rule(seccomp.ERRNO(errno.EACCES), call)
+    return f
+
+
+def isolation(parallel: int | None = None) -> dict[str, object]:
+    """How this machine's sandboxes are isolated, for results.json."""
+    return {"mode": mode(), "network": "namespace" if mode() == "bubblewrap" else "seccomp",
+            "slots": "uid" if _as_root() else "shared-user", "parallel": parallel or default_parallel()}
+
+
+def default_parallel() -> int:
+    return os.cpu_count() or 1
 
 
 def _command(exe: str, work: Path, bwrap: bool) -> list[str]:
     # `sh` stays as the program's parent (no exec: a command follows), so code that kills its
     # parent kills the shell, not the harness.
-    run = ["/bin/sh", "-c", '"$0" "$@"; exit $?', exe, "-I", "-S", "-B", "-c", _PRELUDE]
+    run = ["/bin/sh", "-c", '"$0" "$@"; exit $?', exe, "-I", "-S", "-B", "program.py"]
     if not bwrap:
         return run
     prefix = Path(exe).resolve().parent.parent
@@ -116,21 +176,53 @@ def _command(exe: str, work: Path, bwrap: bool) -> list[str]:
             "--", *run]
 
 
-def _count_own_processes() -> int:
-    uid, n = os.getuid(), 0
+def _processes_of(uid: int, zombies: bool = True) -> int:
+    """Processes owned by `uid`; zombies (dead, not yet reaped) count against its process limit."""
+    n = 0
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                n += os.stat(f"/proc/{pid}").st_uid == uid
+                if os.stat(f"/proc/{pid}").st_uid != uid:
+                    continue
+                n += zombies or Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
             except OSError:
                 pass
     return n
 
 
-def _limits_preexec(limits: Limits):
-    # RLIMIT_NPROC counts every process of the user: as nobody that is the sandbox's own; as an
-    # ordinary user it must leave room for the processes the user already runs.
-    nproc = limits.processes + (0 if _drop_to_nobody() else _count_own_processes())
+@contextmanager
+def _slot_uid() -> Iterator[int | None]:
+    """As root: a UID of the reserved range that no other run holds and no process uses; else None."""
+    if not _as_root():
+        yield None
+        return
+    _LOCKS.mkdir(mode=0o700, exist_ok=True)
+    for uid in range(UID_BASE, UID_BASE + UID_COUNT):
+        try:
+            pwd.getpwuid(uid)
+            continue  # an account owns it
+        except KeyError:
+            pass
+        lock = open(_LOCKS / str(uid), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        try:
+            if _processes_of(uid) == 0:  # unreaped leftovers of an earlier run make a UID unusable
+                yield uid
+                return
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+    raise RuntimeError(f"no free sandbox UID in {UID_BASE}..{UID_BASE + UID_COUNT - 1}")
+
+
+def _preexec(limits: Limits, uid: int | None, network_filter):
+    # RLIMIT_NPROC counts every process of the UID: a slot's own UID holds only its own; the
+    # caller's UID must leave room for the processes the user already runs.
+    nproc = limits.processes + (0 if uid is not None else _processes_of(os.getuid()))
 
     def apply() -> None:
         mb = 1 << 20
@@ -138,48 +230,86 @@ def _limits_preexec(limits: Limits):
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if _drop_to_nobody():
+        if uid is not None:
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            os.setgid(uid)
+            os.setuid(uid)
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if network_filter is not None:
+            network_filter.load()
 
     return apply
 
 
 def run_program(source: str, limits: Limits = Limits()) -> Outcome:
     """Run `source` as a Python program; passed means exit status 0 within the limits."""
-    with tempfile.TemporaryDirectory(prefix="scalelab-sandbox-") as work:
+    bwrap = mode() == "bubblewrap"
+    network_filter = None if bwrap else _network_filter()
+    with tempfile.TemporaryDirectory(prefix="scalelab-sandbox-") as work, _slot_uid() as uid, \
+            tempfile.TemporaryFile() as err:
         work_path = Path(work)
         os.chmod(work_path, 0o777)
         (work_path / "program.py").write_text(source)
-        bwrap = mode() == "bubblewrap"
+        # stderr goes to a file, not a pipe: a process the program leaves behind must not hold the
+        # outcome open; the outcome is the program's own exit
         proc = subprocess.Popen(_command(interpreter(), work_path, bwrap), cwd=work_path, env={},
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True, preexec_fn=_limits_preexec(limits))
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True, preexec_fn=_preexec(limits, uid, network_filter))
         try:
-            _, err = proc.communicate(timeout=limits.wall_seconds)
+            proc.wait(timeout=limits.wall_seconds)
             timed_out = False
         except subprocess.TimeoutExpired:
             timed_out = True
         finally:
-            _kill_session(proc)
+            _kill_all(proc, uid)
         if timed_out:
             return Outcome(False, "timeout", f"over {limits.wall_seconds:g}s wall time")
-        return _classify(proc.returncode, err.decode(errors="replace"))
+        err.seek(max(0, os.fstat(err.fileno()).st_size - 65536))
+        return _classify(proc.returncode, err.read().decode(errors="replace"))
 
 
-def _kill_session(proc: subprocess.Popen) -> None:
-    """Kill the program's process group until it is gone: a fork bomb forks while it dies, and
-    killed orphans count against the process limit until init has reaped them."""
+def run_programs(sources: list[str], limits: Limits = Limits(), parallel: int | None = None) -> list[Outcome]:
+    """`run_program` for each source, `parallel` at a time (default: the core count), in order."""
+    with ThreadPoolExecutor(max(1, parallel or default_parallel())) as pool:
+        return list(pool.map(lambda source: run_program(source, limits), sources))
+
+
+def _kill_all(proc: subprocess.Popen, uid: int | None) -> None:
+    """Kill what the program started until it is gone: its process group, and with a slot UID
+    every process of that UID (code can leave its group with setsid; a fork bomb forks while it
+    dies). Reaps the direct child."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
-            return
+            pass
         proc.poll()
+        if uid is None:
+            if proc.returncode is not None:
+                try:
+                    os.killpg(proc.pid, 0)
+                except (ProcessLookupError, PermissionError):
+                    return
+        else:
+            subprocess.run(["/bin/true"], preexec_fn=functools.partial(_kill_uid, uid))
+            if proc.returncode is not None and _processes_of(uid, zombies=False) == 0:
+                return
         time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+
+
+def _kill_uid(uid: int) -> None:
+    """In a fresh child: become `uid` and SIGKILL every other process of it (kill(-1) as that UID).
+    The child keeps the harness's process limit, so a slot at its own limit can still be killed."""
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _classify(code: int, stderr: str) -> Outcome:

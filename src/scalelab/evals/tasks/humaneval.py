@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 from scalelab.errors import UserError
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.requests import Generation
-from scalelab.evals.sandbox import Limits, run_program
+from scalelab.evals.sandbox import Limits, run_programs
 from scalelab.evals.tasks.base import Sample, existing, field_of
 from scalelab.io import read_jsonl
 
@@ -40,6 +39,7 @@ class HumanEvalTask:
     max_tokens: int = 512
     given: dict[str, list[str]] | None = None  # task_id -> completions (--samples FILE)
     limits: Limits = field(default_factory=Limits)
+    parallel: int | None = None  # sandboxes at once (default: the core count)
 
     def requests(self) -> int:
         return 0 if self.given is not None else len(self.samples)
@@ -57,8 +57,7 @@ class HumanEvalTask:
     def run(self, model: Backend | None) -> list[dict[str, Any]]:
         completions = self.completions(model)
         jobs = [(s, c) for s, cs in zip(self.samples, completions, strict=True) for c in cs]
-        with ThreadPoolExecutor(2) as pool:
-            outcomes = iter(pool.map(lambda job: run_program(program(*job), self.limits), jobs))
+        outcomes = iter(run_programs([program(*job) for job in jobs], self.limits, self.parallel))
         rows = []
         for s, cs in zip(self.samples, completions, strict=True):
             results = [next(outcomes) for _ in cs]
