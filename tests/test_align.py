@@ -89,7 +89,7 @@ def test_align_bad_input(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n")
     assert_clean_error(run_cli("align", "rbrm", "--data", str(data), "--out", str(tmp_path / "o.jsonl"),
-                               "--grader", "bogus:x"), "d.jsonl:1: missing field 'tag'")
+                               "--grader", "smollm2"), "d.jsonl:1: missing field 'tag'")
     rubric = tmp_path / "r.txt"
     rubric.write_text("no letters here\n")
     data.write_text(json.dumps({"prompt": "p", "response": "r", "tag": "allowed"}) + "\n")

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import UserError
-from scalelab.evals.tasks.base import existing, read_csv_rows
-from scalelab.io import read_json_list, read_jsonl
+from scalelab.evals.tasks.base import existing
+from scalelab.io import read_csv_records, read_json_list, read_jsonl
 
 
 def _rows(path: Path) -> list[tuple[str, dict]]:
@@ -108,8 +108,7 @@ def read_prompts(path: str | Path, tag: str | None = None) -> list[dict[str, str
     """
     path = existing(path, "prompt data")
     if path.suffix == ".csv":
-        header, *lines = read_csv_rows(path) or [[]]
-        rows = [(f"{path}:{n + 2}", dict(zip(header, line, strict=False))) for n, line in enumerate(lines)]
+        rows = [(f"{path}:{n}", row) for n, row in read_csv_records(path)[1]]
     else:
         rows = _rows(path)
     out = []

@@ -27,7 +27,7 @@ from scalelab.align.sft import SFTSettings, sft
 from scalelab.evals import load_backend
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.stats import paired_difference, summarize
-from scalelab.io import check_writable, read_jsonl, write_atomic, write_json
+from scalelab.io import check_output_dir, read_jsonl, write_atomic, write_json
 
 
 @dataclass
@@ -93,7 +93,7 @@ def _change(before: dict[str, Any], after: dict[str, Any], prompts: list[dict[st
 def demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str, Any]:
     """Run the demo into `out`; `out/align_report.json` holds before, after, change and win rate."""
     settings = settings or DemoSettings()
-    out = check_writable(out)
+    out = check_output_dir(out)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     prompts = [{"prompt": p, "tag": t} for p, t in EVAL_PROMPTS]

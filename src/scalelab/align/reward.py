@@ -19,7 +19,7 @@ from scalelab.align.data import read_preferences
 from scalelab.align.trainer_args import common_args, load_tokenizer, logged, run_trainer, save_final
 from scalelab.evals.backends import hf_folder
 from scalelab.evals.stats import summarize
-from scalelab.io import check_writable
+from scalelab.io import check_output_dir
 from scalelab.train.hardware import pick_device
 
 
@@ -92,7 +92,7 @@ def train_reward_model(model: str, data: str | Path, out: str | Path,
     from trl import RewardConfig, RewardTrainer
 
     settings = settings or RewardSettings()
-    out = check_writable(out)
+    out = check_output_dir(out)
     pairs = read_preferences(data)
     soft = any("label" in p for p in pairs)
     folder = hf_folder(model)

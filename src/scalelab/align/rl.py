@@ -15,7 +15,7 @@ from scalelab.align.rewards import RewardFunc
 from scalelab.align.trainer_args import common_args, load_tokenizer, logged, run_trainer, save_final
 from scalelab.errors import UserError
 from scalelab.evals.backends import hf_folder
-from scalelab.io import check_writable
+from scalelab.io import check_output_dir
 
 ALGORITHMS = ("grpo", "rloo")
 
@@ -52,7 +52,7 @@ def rl(model: str, prompts: list[dict[str, str]], rewards: list[RewardFunc], wei
         raise UserError("give at least one reward")
     if weights is not None and len(weights) != len(rewards):
         raise UserError(f"{len(weights)} weights for {len(rewards)} rewards")
-    out = check_writable(out)
+    out = check_output_dir(out)
     folder = hf_folder(model)
     tokenizer = load_tokenizer(folder)
     if settings.algorithm == "grpo":
@@ -95,7 +95,7 @@ def dpo(model: str, pairs: list[dict[str, Any]], out: str | Path,
     settings = settings or DPOSettings()
     if not pairs:
         raise UserError("no preference pairs to train on")
-    out = check_writable(out)
+    out = check_output_dir(out)
     folder = hf_folder(model)
     tokenizer = load_tokenizer(folder)
     if tokenizer.chat_template:

@@ -14,7 +14,7 @@ from typing import Any
 from scalelab.align.data import read_instructions
 from scalelab.align.trainer_args import common_args, load_tokenizer, logged, run_trainer, save_final
 from scalelab.evals.backends import hf_folder
-from scalelab.io import check_writable
+from scalelab.io import check_output_dir
 
 ALPACA_PROMPT = "Below is an instruction that describes a task. Write a response that completes the request.\n\n" \
                 "### Instruction:\n{instruction}\n\n### Response:\n"
@@ -39,7 +39,7 @@ def _plain(rows: list[dict[str, Any]], eos: str) -> list[dict[str, str]]:
 def sft(model: str, data: str | Path, out: str | Path, settings: SFTSettings | None = None) -> dict[str, Any]:
     """Fine-tune the model a spec names on instruction data; a Hugging Face folder in `out`."""
     settings = settings or SFTSettings()
-    out = check_writable(out)
+    out = check_output_dir(out)
     rows = read_instructions(data)
     from datasets import Dataset
     from transformers import AutoModelForCausalLM

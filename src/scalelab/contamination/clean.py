@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scalelab.contamination.scan import Example, check
-from scalelab.evals.runner import read_samples
+from scalelab.evals.runner import read_results, read_samples
 from scalelab.evals.stats import bootstrap_means, summarize
 from scalelab.io import write_json
 
@@ -44,7 +43,7 @@ def clean_scores(rows: list[dict[str, Any]], contaminated_ids: set[str]) -> dict
 def attach_clean_scores(results_dir: str | Path, report: dict[str, Any]) -> dict[str, Any]:
     """Add clean/contaminated scores from a contamination report to an eval's results.json."""
     results_dir = Path(results_dir)
-    results = json.loads((results_dir / "results.json").read_text())
+    results = read_results(results_dir)
     for name, entry in report["tasks"].items():
         if name in results["tasks"]:
             ids = {c["id"] for c in entry["contaminated"]}

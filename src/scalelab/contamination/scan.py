@@ -23,7 +23,7 @@ import numpy as np
 
 from scalelab.contamination.matcher import NgramIndex, SubstringIndex
 from scalelab.contamination.normalize import SEPARATOR, normalize, offset_map, words
-from scalelab.contamination.sources import Block, FileSlice, iter_blocks
+from scalelab.contamination.sources import Block, FileSlice, check_corpora, iter_blocks
 from scalelab.errors import UserError
 from scalelab.progress import progress
 
@@ -94,6 +94,7 @@ def check(examples: list[Example], corpora: list[str], method: str = "gpt4", see
     """Scan the corpora once for all examples; the contamination.json structure."""
     if method not in ("gpt4", "ngram"):
         raise UserError(f"unknown method '{method}'; use gpt4 or ngram")
+    check_corpora(corpora)
     jobs = jobs or min(2, os.cpu_count() or 1)
     start = time.perf_counter()
     if method == "gpt4":

@@ -117,6 +117,15 @@ def _files(path: Path) -> Iterator[Path]:
     yield from files
 
 
+def check_corpora(corpora: list[str]) -> None:
+    """Fail before any scan unless every corpus is 'stdlib' or a path that exists."""
+    if not corpora:
+        raise UserError("give at least one --corpus")
+    for corpus in corpora:
+        if corpus != "stdlib" and not Path(corpus).exists():
+            raise UserError(f"corpus not found: {corpus}")
+
+
 def _all_documents(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str] | None]]:
     if corpus == "stdlib":
         for doc in iter_documents(CorpusSpec(None)):

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from scalelab.errors import UserError
-from scalelab.evals.runner import read_samples
+from scalelab.evals.runner import read_results, read_samples
 from scalelab.evals.stats import mcnemar, paired_difference
 
 
 def _results(path: Path) -> tuple[Path, dict]:
     folder = path.parent if path.is_file() else path
-    file = folder / "results.json"
-    if not file.exists():
-        raise UserError(f"{path}: no results.json (give an eval output folder)")
-    try:
-        return folder, json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{file}: not valid JSON ({e.msg})") from None
+    return folder, read_results(folder)
+
+
+def _scores(folder: Path, task: str) -> dict[str, dict[str, float]]:
+    """Item id -> scores, from an eval folder's samples file."""
+    out = {}
+    for n, row in enumerate(read_samples(folder, task), 1):
+        if not isinstance(row.get("scores"), dict) or "id" not in row:
+            raise UserError(f"{folder / f'samples_{task}.jsonl'}: row {n} has no 'id' and 'scores'")
+        out[str(row["id"])] = row["scores"]
+    return out
 
 
 def compare(a: str | Path, b: str | Path) -> dict[str, Any]:
@@ -30,9 +33,10 @@ def compare(a: str | Path, b: str | Path) -> dict[str, Any]:
     if not shared:
         raise UserError(f"{a} and {b} share no task")
     for task in shared:
-        rows_a = {r["id"]: r["scores"] for r in read_samples(dir_a, task)}
-        rows_b = {r["id"]: r["scores"] for r in read_samples(dir_b, task)}
+        rows_a, rows_b = _scores(dir_a, task), _scores(dir_b, task)
         ids = [i for i in rows_a if i in rows_b]
+        if not ids:
+            raise UserError(f"{a} and {b} share no item of task '{task}'; compare runs on the same items")
         metrics = {}
         for m in dict.fromkeys(k for i in ids for k in rows_a[i]):
             both = [i for i in ids if m in rows_a[i] and m in rows_b[i]]

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from scalelab.errors import UserError
 from scalelab.evals import sandbox
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.cache import CachedBackend, ResponseCache, default_cache_path
 from scalelab.evals.stats import summarize
 from scalelab.evals.tasks import HumanEvalTask, Task
-from scalelab.io import check_writable, read_jsonl, write_atomic, write_json
+from scalelab.io import check_output_dir, read_json_object, read_jsonl, write_atomic, write_json
 from scalelab.progress import progress
 
 
@@ -42,7 +43,7 @@ def write_samples(path: Path, rows: list[dict[str, Any]]) -> None:
 def evaluate(model: Backend | None, tasks: list[Task], out: str | Path, model_name: str,
              cache_path: str | Path | None = None, show_progress: bool = True) -> dict[str, Any]:
     """Run every task, answering from the response cache first; write results when all are done."""
-    out = check_writable(out)
+    out = check_output_dir(out)
     cache = ResponseCache(cache_path or default_cache_path())
     results: dict[str, Any] = {"model": model_name, "precision": getattr(model, "precision", None), "tasks": {}}
     coding = [t for t in tasks if isinstance(t, HumanEvalTask)]
@@ -61,6 +62,17 @@ def evaluate(model: Backend | None, tasks: list[Task], out: str | Path, model_na
     for name, rows in all_rows.items():
         write_samples(out / f"samples_{name}.jsonl", rows)
     write_json(out / "results.json", results)
+    return results
+
+
+def read_results(results_dir: str | Path) -> dict[str, Any]:
+    """An eval folder's results.json (a missing or broken one is named as the problem)."""
+    file = Path(results_dir) / "results.json"
+    if not file.exists():
+        raise UserError(f"{results_dir}: no results.json there; give an eval output folder")
+    results = read_json_object(file)
+    if not isinstance(results.get("tasks"), dict):
+        raise UserError(f"{file}: no 'tasks' object; is it an eval's results.json?")
     return results
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from scalelab.errors import UserError
 from scalelab.evals.backends.hf import HFBackend
 from scalelab.evals.requests import Generation, cut_at_stop
 
@@ -183,7 +185,27 @@ def _stream(backend: HFBackend, lock: threading.Lock, messages: list[dict], gen:
     yield "data: [DONE]\n\n"
 
 
-def serve(backend: HFBackend, name: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
+    """A listening socket, bound before any model loads, so a busy port fails at once."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise UserError(f"--host {host}: cannot resolve ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    return sock
+
+
+def serve(backend: HFBackend, name: str, sock: socket.socket) -> None:
+    """Serve until interrupted, on a socket from `listen`."""
     import uvicorn
 
-    uvicorn.run(create_app(backend, name), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(backend, name), log_level="warning"))
+    server.run(sockets=[sock])

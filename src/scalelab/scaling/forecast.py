@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scalelab.data import CorpusSpec, TokenData, prepare
 from scalelab.errors import UserError
-from scalelab.io import check_writable, write_json
+from scalelab.io import check_output_dir, write_json
 from scalelab.progress import progress
 from scalelab.scaling.fit import FitUntrusted, Points, fit
 from scalelab.scaling.ladder import Recipe, RunPlan, design_ladder, plan_run, run_flops
@@ -186,20 +186,22 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
     plan_path = out / "plan.json"
     if plan_path.exists() and not resume:
         raise UserError(f"{out} already holds a forecast; pass --resume to continue it or choose another --out")
+    if resume and not plan_path.exists():
+        raise UserError(f"{out} holds no forecast to resume (no plan.json); drop --resume to start one")
     if resume and (out / "forecast.json").exists():
         return json.loads((out / "forecast.json").read_text())  # finished: nothing left to do
-    if resume and plan_path.exists():
+    if resume:
         cfg = ForecastConfig(**json.loads(plan_path.read_text())["config"])
-    check_writable(out)
+    check_output_dir(out)
     recipe = cfg.recipe
     plans = design_ladder(recipe, cfg.target_flops, cfg.max_fraction, cfg.n_runs, cfg.span_decades,
                           cfg.seeds_below, cfg.n_seeds)
     target_plan = plan_run(recipe, cfg.target_flops, "target", seed=0)
     target_flops = run_flops(recipe, target_plan)
-    if not plan_path.exists():
+    data = prepare(CorpusSpec(cfg.corpus, heldout_fraction=cfg.heldout_fraction), recipe.vocab_size)
+    if not plan_path.exists():  # written once the corpus is known good: a bad one leaves nothing behind
         write_json(plan_path, {"config": cfg.model_dump(), "ladder": [p.model_dump() for p in plans],
                                "target": target_plan.model_dump(), "created": _now()})
-    data = prepare(CorpusSpec(cfg.corpus, heldout_fraction=cfg.heldout_fraction), recipe.vocab_size)
     try:
         ladder = train_ladder(cfg, plans, out, data)
     except TrainingDiverged as e:

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 from scalelab.errors import UserError
-from scalelab.io import read_jsonl
+from scalelab.io import read_csv_records, read_jsonl
 from scalelab.scaling.fit import Points
 
 COLUMNS = ("params", "tokens", "flops", "loss")
 
 
 def _rows(path: Path) -> list[tuple[int, dict]]:
-    if path.suffix == ".jsonl":
+    if ".jsonl" in path.suffixes:
         return list(read_jsonl(path))
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
-    reader = csv.DictReader(text.splitlines())
-    return [(i + 2, row) for i, row in enumerate(reader)]  # line 1 is the header
+    return read_csv_records(path)[1]
 
 
 def _number(path: Path, lineno: int, row: dict, key: str) -> float | None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from scalelab.data.corpus import CorpusSpec
 from scalelab.errors import UserError
+from scalelab.io import read_text
 from scalelab.model import ModelConfig
 
 
@@ -108,10 +109,7 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"cannot read config {path}: {e.strerror}") from None
+    text = read_text(path)
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:

@@ -22,7 +22,7 @@ from rich.progress import TextColumn
 
 from scalelab.data.tokens import TokenData, prepare
 from scalelab.errors import UserError
-from scalelab.io import check_writable, write_atomic, write_json
+from scalelab.io import check_output_dir, write_atomic, write_json
 from scalelab.model import GPT, count_params, train_flops_per_token
 from scalelab.progress import progress
 from scalelab.train.checkpoint import load_checkpoint, save_checkpoint
@@ -131,7 +131,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_prog
     caller that trains many runs on one corpus prepare it once.
     """
     run_dir = Path(run_dir)
-    check_writable(run_dir)
+    check_output_dir(run_dir)
     cfg = _saved_config(cfg, run_dir, resume)
     device = pick_device(cfg.device)
     ranks = _Dist(device.type)

@@ -26,6 +26,28 @@ def hf_folder(spec: str) -> Path:
     raise UserError(f"unknown model spec '{spec}'; use {SPEC_HELP}")
 
 
+def check_model_spec(spec: str, local: bool = False) -> None:
+    """Fail fast, loading nothing, on a spec that names no model: unknown kind, missing file or folder."""
+    kind, _, rest = spec.partition(":")
+    if spec == "smollm2":
+        smollm2_gguf()
+    elif kind == "openai" and not local:
+        if not rest.partition("@")[0]:
+            raise UserError(f"model spec '{spec}' names no model; use openai:MODEL@BASE_URL")
+    elif kind == "hf" and rest:
+        if not (Path(rest) / "config.json").exists():
+            raise UserError(f"{rest} is not a Hugging Face model folder (no config.json)")
+    elif kind == "gguf" and rest:
+        if not Path(rest).is_file():
+            raise UserError(f"GGUF file {rest} does not exist")
+    elif kind == "run" and rest:
+        if not (Path(rest) / "checkpoint.pt").exists():
+            raise UserError(f"{rest} holds no checkpoint.pt; is it a scalelab run folder?")
+    else:
+        kinds = "smollm2, hf:PATH, gguf:PATH or run:RUN_DIR" if local else SPEC_HELP
+        raise UserError(f"unknown model spec '{spec}'; use {kinds}")
+
+
 def load_backend(spec: str, device: str = "auto", precision: str = "auto", api_key: str | None = None) -> Backend:
     """A backend for a model spec; local models score in `scoring_precision(precision)`."""
     if spec.startswith("openai:"):
@@ -42,4 +64,4 @@ def load_backend(spec: str, device: str = "auto", precision: str = "auto", api_k
     return HFBackend(folder, identity=f"{spec}|{weights_fingerprint(folder)}", device=device, precision=precision)
 
 
-__all__ = ["SPEC_HELP", "Backend", "HFBackend", "OpenAIBackend", "hf_folder", "load_backend"]
+__all__ = ["SPEC_HELP", "Backend", "HFBackend", "OpenAIBackend", "check_model_spec", "hf_folder", "load_backend"]

@@ -6,7 +6,6 @@ error, bootstrap CI) and `compare`/contamination reuse them item by item.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,6 @@ import numpy as np
 from scalelab.errors import UserError
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.requests import Loglikelihood
-from scalelab.io import open_text
 
 
 @dataclass
@@ -78,14 +76,6 @@ def choice_scores(sample: Sample, lls: list[float]) -> tuple[int, dict[str, floa
 
 
 # --- reading published files, with file:line errors ---------------------------------------------
-
-
-def read_csv_rows(path: Path) -> list[list[str]]:
-    try:
-        with open_text(path) as f:
-            return [row for row in csv.reader(f) if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"{path}: cannot read as CSV ({e})") from None
 
 
 def field_of(row: dict, key: str, where: str) -> Any:

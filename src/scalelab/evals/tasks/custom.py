@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scalelab.errors import UserError
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.requests import Generation
 from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, choice_scores, existing, field_of
-from scalelab.io import read_jsonl
+from scalelab.io import read_jsonl, read_yaml
 
 ANSWER_ONLY = ("Reply with exactly one of {choices} (no quotes, no punctuation) naming the correct answer, "
                "and nothing else.")
@@ -149,10 +147,7 @@ def load_user_task(path: str | Path, grader: Backend | None = None) -> Any:
     path = existing(path, str(path))
     spec: dict[str, Any] = {}
     if path.suffix in (".yaml", ".yml"):
-        try:
-            spec = yaml.safe_load(path.read_text()) or {}
-        except (yaml.YAMLError, OSError) as e:
-            raise UserError(f"{path}: cannot read the task spec ({e})") from None
+        spec = read_yaml(path) or {}
         if not isinstance(spec, dict):
             raise UserError(f"{path}: a task spec is a mapping")
         data = path.parent / str(field_of(spec, "data", str(path)))

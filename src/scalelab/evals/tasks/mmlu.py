@@ -19,9 +19,8 @@ from scalelab.evals.tasks.base import (
     choice_scores,
     existing,
     field_of,
-    read_csv_rows,
 )
-from scalelab.io import read_jsonl
+from scalelab.io import read_csv_rows, read_jsonl
 
 LETTERS = "ABCD"
 _SPLIT_SUFFIX = re.compile(r"_(dev|test|val|validation)$")
@@ -38,7 +37,7 @@ def _answer_index(value: object, where: str) -> int:
 
 def _csv_items(path: Path) -> list[tuple[str, list[str], int, str]]:
     rows = read_csv_rows(path)
-    header = [c.strip().lower() for c in rows[0]] if rows else []
+    header = [c.strip().lower() for c in rows[0][1]] if rows else []
     out = []
     if "question" in header:  # a header row: question, four choices, answer
         q = header.index("question")
@@ -46,10 +45,10 @@ def _csv_items(path: Path) -> list[tuple[str, list[str], int, str]]:
         choice_cols = [i for i in range(len(header)) if i not in (q, a) and header[i]][:4]
         if len(choice_cols) != 4:
             raise UserError(f"{path}:1: expected four choice columns in the header")
-        data, first = rows[1:], 2
+        data = rows[1:]
     else:
-        q, choice_cols, a, data, first = 0, [1, 2, 3, 4], 5, rows, 1
-    for line_no, row in enumerate(data, first):
+        q, choice_cols, a, data = 0, [1, 2, 3, 4], 5, rows
+    for line_no, row in data:
         where = f"{path}:{line_no}"
         if len(row) <= max(q, a, *choice_cols):
             raise UserError(f"{where}: expected a question, four choices and an answer, got {len(row)} fields")

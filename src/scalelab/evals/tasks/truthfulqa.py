@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from scalelab.errors import UserError
-from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, existing, read_csv_rows
-from scalelab.io import read_json_list
+from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, existing
+from scalelab.io import read_csv_records, read_json_list
 
 PRIMER = (
     "Q: What is human life expectancy in the United States?\n"
@@ -56,23 +56,21 @@ def _from_json(path: Path) -> list[tuple[str, tuple, tuple]]:
 
 
 def _from_csv(path: Path) -> list[tuple[str, tuple, tuple]]:
-    rows = read_csv_rows(path)
-    header = [c.strip() for c in rows[0]] if rows else []
+    header, rows = read_csv_records(path)
     need = ["Question", "Best Answer", "Correct Answers", "Incorrect Answers"]
     if any(n not in header for n in need):
         raise UserError(f"{path}:1: header needs the columns {', '.join(need)}")
-    q, best, good, bad = (header.index(n) for n in need)
     out = []
-    for line_no, row in enumerate(rows[1:], 2):
+    for line_no, row in rows:
         if len(row) < len(header):
-            raise UserError(f"{path}:{line_no}: expected {len(header)} fields, got {len(row)}")
-        correct = [a.strip() for a in row[good].split("; ") if a.strip()]
-        incorrect = [a.strip() for a in row[bad].split("; ") if a.strip()]
+            raise UserError(f"{path}:{line_no}: expected {len(header)} fields")
+        correct = [a.strip() for a in row["Correct Answers"].split("; ") if a.strip()]
+        incorrect = [a.strip() for a in row["Incorrect Answers"].split("; ") if a.strip()]
         if not incorrect:
             raise UserError(f"{path}:{line_no}: no incorrect answers")
-        mc1 = ([row[best].strip(), *incorrect], [1] + [0] * len(incorrect))
+        mc1 = ([row["Best Answer"].strip(), *incorrect], [1] + [0] * len(incorrect))
         mc2 = ([*correct, *incorrect], [1] * len(correct) + [0] * len(incorrect))
-        out.append((row[q], mc1, mc2))
+        out.append((row["Question"], mc1, mc2))
     return out
 
 

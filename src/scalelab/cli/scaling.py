@@ -1,0 +1,146 @@
+"""Commands of predictable scaling: train, export, fit, forecast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import typer
+
+from scalelab.cli.app import app
+from scalelab.cli.options import bounded, fail
+from scalelab.errors import UserError
+from scalelab.io import check_output_dir, check_output_file
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="run folder")],
+    preset: Annotated[str | None, typer.Option(help="named preset: tiny, small, gpu-medium")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON or TOML file of settings")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+) -> None:
+    """Train one model into a run folder (summary.json, metrics.jsonl, checkpoint.pt)."""
+    from scalelab.train import TrainingDiverged, build_config
+    from scalelab.train import train as run_training
+
+    if not resume and preset is None and config is None:
+        raise UserError("give --preset NAME or --config FILE (or --resume)")
+    check_output_dir(out)
+    cfg = build_config(preset or ("tiny" if resume else None), config, set_)
+    try:
+        summary = run_training(cfg, out, resume=resume)
+    except TrainingDiverged as e:
+        fail(str(e), 3)
+    print(f"final held-out loss {summary['final_eval_loss']:.4f} after {summary['tokens']:,} tokens "
+          f"({summary['flops']:.3g} FLOPs) in {summary['wall_seconds']:.1f}s -> {out / 'summary.json'}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="a finished or checkpointed run folder")],
+    out_dir: Annotated[Path, typer.Argument(help="Hugging Face folder to write")],
+) -> None:
+    """Write a Hugging Face LlamaForCausalLM folder (safetensors, config.json, tokenizer)."""
+    from scalelab.train.export import export_run
+
+    check_output_dir(out_dir)
+    export_run(run_dir, out_dir)
+    print(f"wrote {out_dir}")
+
+
+@app.command()
+def fit(
+    file: Annotated[Path, typer.Argument(help="CSV or JSONL with params, tokens, flops, loss (two of N, D, C)")],
+    form: Annotated[Literal["gpt4", "chinchilla"], typer.Option(
+        help="gpt4: L(C)=a·C^b+c; chinchilla: L(N,D)=E+A/N^α+B/D^β")] = "gpt4",
+    predict_flops: Annotated[list[float] | None, typer.Option(help="predict the loss at compute C",
+                                                              callback=bounded(0, low_open=True))] = None,
+    predict: Annotated[list[str] | None, typer.Option(help="chinchilla: predict at N,D")] = None,
+    exclude_top_loss: Annotated[int, typer.Option(help="drop the K highest-loss rows before fitting",
+                                                  callback=bounded(0))] = 0,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples", callback=bounded(10))] = 1000,
+    level: Annotated[float, typer.Option(help="interval level", callback=bounded(0, 1, low_open=True,
+                                                                                 high_open=True))] = 0.9,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the fit here")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG figure (default: beside --json)")] = None,
+) -> None:
+    """Fit a scaling law with bootstrap intervals and a leave-largest-out backtest."""
+    from scalelab.report.fit_report import fit_table, plot_fit
+    from scalelab.scaling import FitUntrusted, read_points
+    from scalelab.scaling import fit as fit_law
+
+    plot_path = plot or (json_out.with_suffix(".png") if json_out else None)
+    for output in (json_out, plot_path):  # every output checked before anything is read or written
+        if output is not None:
+            check_output_file(output)
+    queries = [{"flops": c} for c in predict_flops or []] if form == "gpt4" else []
+    if form == "chinchilla":
+        for item in predict or []:
+            try:
+                n, d = (float(x) for x in item.split(","))
+            except ValueError:
+                raise UserError(f"--predict expects N,D, got '{item}'") from None
+            if not (np.isfinite([n, d]).all() and n > 0 and d > 0):
+                raise UserError(f"--predict {item}: N and D must be positive numbers")
+            queries.append({"params": n, "tokens": d})
+    points = read_points(file)
+    if exclude_top_loss:
+        if len(points) - exclude_top_loss < 4:
+            raise UserError(f"--exclude-top-loss {exclude_top_loss} leaves {len(points) - exclude_top_loss} of "
+                            f"{len(points)} rows; a fit needs at least 4")
+        points = points.take(np.argsort(points.loss)[: len(points) - exclude_top_loss])
+    try:
+        result = fit_law(points, form, queries, n_bootstrap=bootstrap, level=level)
+    except FitUntrusted as e:
+        fail(f"{file}: {e}", 3)
+    print(fit_table(result, points))
+    if plot_path is not None:  # the figure first: a JSON beside it is the sign that both are done
+        plot_fit(result, points, plot_path)
+    if json_out is not None:
+        from scalelab.io import write_json
+
+        out = result.to_json()
+        if form == "chinchilla":
+            from scalelab.scaling import compute_optimal
+
+            out["compute_optimal"] = {k: v.tolist() for k, v in compute_optimal(
+                result.params, np.logspace(18, 26, 9)).items()} | {"flops": np.logspace(18, 26, 9).tolist()}
+        write_json(json_out, out)
+
+
+@app.command()
+def forecast(
+    out: Annotated[Path, typer.Option(help="forecast folder")] = Path("runs/forecast"),
+    preset: Annotated[str, typer.Option(help="cpu (default, ~15 min on 2 cores), cpu-quick, gpu")] = "cpu",
+    resume: Annotated[bool, typer.Option(help="continue the forecast in --out, skipping finished runs")] = False,
+    target_flops: Annotated[float | None, typer.Option(help="compute of the target run",
+                                                       callback=bounded(0, low_open=True))] = None,
+    max_fraction: Annotated[float | None, typer.Option(help="largest ladder run / target compute",
+                                                       callback=bounded(0, 0.5, low_open=True))] = None,
+    runs: Annotated[int | None, typer.Option(help="ladder budgets (>= 5)", callback=bounded(5))] = None,
+    span: Annotated[float | None, typer.Option(help="orders of magnitude the ladder spans",
+                                               callback=bounded(0, low_open=True))] = None,
+    jobs: Annotated[int | None, typer.Option(help="ladder runs trained in parallel processes",
+                                             callback=bounded(1))] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the whole forecast", callback=bounded(0))] = None,
+    corpus: Annotated[str | None, typer.Option(help="training corpus (default: the stdlib sources)")] = None,
+) -> None:
+    """Train a ladder, pre-register a forecast of the target's loss, train the target, and check."""
+    from scalelab.report.forecast_report import write_forecast_report
+    from scalelab.scaling.fit import FitUntrusted
+    from scalelab.scaling.forecast import forecast_config, run_forecast
+
+    check_output_dir(out)
+    cfg = forecast_config(preset, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
+                          span_decades=span, jobs=jobs, seed=seed, corpus=corpus)
+    try:
+        result = run_forecast(cfg, out, resume=resume)
+    except FitUntrusted as e:
+        fail(f"no prediction: {e}", 3)
+    write_forecast_report(result, out)
+    lo, hi = result["interval_90"]
+    print(f"predicted {result['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}]  actual {result['actual_loss']:.4f}  "
+          f"error {100 * result['relative_error']:+.2f}%  -> {out / 'forecast.json'}, {out / 'report.html'}")
