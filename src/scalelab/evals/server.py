@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -67,7 +67,9 @@ def create_app(backend: HFBackend, name: str):
     from fastapi.responses import StreamingResponse
 
     app = FastAPI(title="scalelab", version="1")
-    lock = threading.Lock()
+    # Every model call runs on one thread: requests are serialised, and torch keeps one warm
+    # intra-op thread pool instead of meeting a new calling thread per request (measured 40% slower).
+    model_thread = ThreadPoolExecutor(1, thread_name_prefix="scalelab-model")
 
     def header(kind: str) -> dict[str, Any]:
         return {"id": f"{kind}-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": name}
@@ -86,11 +88,8 @@ def create_app(backend: HFBackend, name: str):
         for p in prompts:
             if not isinstance(p, str) and (not p or not all(0 <= t < vocab for t in p)):
                 return _error(f"a token-ID prompt must be non-empty IDs in [0, {vocab})", "prompt")
-        choices = []
-        with lock:
-            for prompt in prompts:
-                for choice in _complete(backend, prompt, req):
-                    choices.append({"index": len(choices), **choice})
+        answers = model_thread.submit(lambda: [c for p in prompts for c in _complete(backend, p, req)]).result()
+        choices = [{"index": i, **choice} for i, choice in enumerate(answers)]
         return {**header("cmpl"), "object": "text_completion", "choices": choices}
 
     @app.post("/v1/chat/completions")
@@ -99,10 +98,9 @@ def create_app(backend: HFBackend, name: str):
         gen = Generation("", max_tokens=req.max_completion_tokens or req.max_tokens or 256, stop=_stops(req.stop),
                          temperature=req.temperature, n=req.n, seed=req.seed or 0)
         if req.stream:
-            return StreamingResponse(_stream(backend, lock, messages, gen, header("chatcmpl")),
+            return StreamingResponse(_stream(backend, model_thread, messages, gen, header("chatcmpl")),
                                      media_type="text/event-stream")
-        with lock:
-            texts = backend.generate_ids(backend.chat_ids(messages), gen)
+        texts = model_thread.submit(backend.generate_ids, backend.chat_ids(messages), gen).result()
         return {**header("chatcmpl"), "object": "chat.completion",
                 "choices": [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
                             for i, t in enumerate(texts)]}
@@ -154,18 +152,14 @@ def _complete(backend: HFBackend, prompt: str | list[int], req: CompletionReques
     return out
 
 
-def _stream(backend: HFBackend, lock: threading.Lock, messages: list[dict], gen: Generation, head: dict):
+def _stream(backend: HFBackend, model_thread: ThreadPoolExecutor, messages: list[dict], gen: Generation, head: dict):
     """Server-sent events, one chunk per decoded piece as the model writes it (first choice only)."""
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(backend.tokenizer, skip_prompt=True, skip_special_tokens=True)
     one = dataclasses.replace(gen, n=1)
 
-    def work() -> None:
-        with lock:
-            backend.generate_ids(backend.chat_ids(messages), one, streamer=streamer)
-
-    threading.Thread(target=work, daemon=True).start()
+    model_thread.submit(backend.generate_ids, backend.chat_ids(messages), one, streamer=streamer)
 
     def chunk(delta: dict, finish: str | None) -> str:
         body = {**head, "object": "chat.completion.chunk",
