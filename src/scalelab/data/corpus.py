@@ -87,9 +87,16 @@ def _file_documents(path: Path, field: str) -> Iterator[Document]:
     if path.suffix == ".jsonl":
         yield from _jsonl_documents(path, field)
     elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq  # optional: comes with `datasets`
+        import pyarrow as pa  # optional: comes with `datasets`
+        import pyarrow.parquet as pq
 
-        table = pq.read_table(path, columns=[field]) if field else pq.read_table(path)
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, pa.ArrowException) as e:
+            raise UserError(f"{path}: cannot read as parquet ({' '.join(str(e).split())})") from None
+        if field not in names:
+            raise UserError(f"{path}: no column '{field}' (columns: {', '.join(names)}); set text_field")
+        table = pq.read_table(path, columns=[field])
         yield from _table_documents(iter(table.to_pylist()), path.name, field)
     else:
         try:

@@ -46,6 +46,8 @@ class ForecastConfig(BaseModel):
     level: float = 0.9
     n_bootstrap: int = 2000
     jobs: int = Field(1, ge=1, description="ladder runs trained in parallel processes")
+    threads: int | None = Field(None, ge=1, description="threads per ladder run (default: the cores / jobs), the "
+                                                       "same whether runs train in sequence or in parallel")
     corpus: str | None = None
     heldout_fraction: float = 0.05
     eval_tokens: int = 65_536
@@ -112,14 +114,14 @@ def train_ladder(cfg: ForecastConfig, plans: list[RunPlan], out: Path, data: Tok
     """Train every ladder run (in parallel processes when cfg.jobs > 1); one entry per run."""
     results: dict[int, dict] = {}
     costs = [run_flops(cfg.recipe, p) for p in plans]
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.jobs)
     with progress() as bar:
         task = bar.add_task("ladder", total=len(plans))
         if cfg.jobs == 1:
             for i, p in enumerate(plans):
-                results[i] = _train_plan(cfg, p, out / "ladder" / _ladder_dir(p), None, data=data)
+                results[i] = _train_plan(cfg, p, out / "ladder" / _ladder_dir(p), threads, data=data)
                 bar.advance(task)
         else:
-            threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
             with ProcessPoolExecutor(cfg.jobs, mp_context=get_context("spawn")) as pool:
                 order = sorted(range(len(plans)), key=lambda i: -costs[i])  # longest first
                 futures = {pool.submit(_train_plan, cfg, plans[i], out / "ladder" / _ladder_dir(plans[i]), threads): i

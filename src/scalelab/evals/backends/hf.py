@@ -202,15 +202,17 @@ class HFBackend:
         """`request.n` completions of each prompt (one left-padded batch), cut at the first stop
         string; with `top` set, each generated token's log-probability and the `top` likeliest
         tokens at its position (under the model's own distribution, before temperature)."""
-        prompts = [ids[-max(1, self.max_length - request.max_tokens):] for ids in prompts]
+        # the prompt keeps at least half the context; generation stops at the context's end
+        prompts = [ids[-(self.max_length - min(request.max_tokens, self.max_length // 2)):] for ids in prompts]
         width = max(len(ids) for ids in prompts)
+        new_tokens = min(request.max_tokens, self.max_length - width)
         pad = self._pad()
         batch = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=self.device)
         torch.manual_seed(request.seed)
         sample = request.temperature > 0
         out = self.model.generate(
-            batch, attention_mask=mask, max_new_tokens=request.max_tokens, do_sample=sample,
+            batch, attention_mask=mask, max_new_tokens=new_tokens, do_sample=sample,
             temperature=request.temperature if sample else None, top_p=None, top_k=None,
             num_return_sequences=request.n, stop_strings=list(request.stop) or None, tokenizer=self.tokenizer,
             pad_token_id=pad, streamer=streamer, return_dict_in_generate=True, output_logits=top is not None)
