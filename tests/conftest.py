@@ -93,3 +93,22 @@ def write_mmlu(root: Path, header: bool) -> Path:
                         else f"Which function returns its input, case {i}?"
                     w.writerow([question, *choices, a if header else "ABCD"[a]])
     return root
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def chat_model(tiny_run, tmp_path_factory) -> Path:
+    """The tiny run as a Hugging Face folder with a chat template, so every chat-template branch runs."""
+    from transformers import AutoTokenizer
+
+    from scalelab.train.export import export_run
+
+    folder = tmp_path_factory.mktemp("chat") / "hf"
+    export_run(tiny_run, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    return folder

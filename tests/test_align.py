@@ -6,6 +6,7 @@ import pytest
 from scalelab.align import Rubric, grade, read_instructions, read_preferences
 from scalelab.errors import UserError
 from scalelab.evals import load_backend
+from scalelab.evals.requests import Generation
 from tests.conftest import assert_clean_error, run_cli
 
 
@@ -35,17 +36,47 @@ def test_rubric_needs_lettered_classes(tmp_path):
     assert list(Rubric.load(None).classes) == ["A", "B", "C", "D"]
 
 
-def test_rbrm_probabilities_and_rewards(tiny_run):
-    backend = load_backend(f"run:{tiny_run}", precision="fp32")
+class LetterGrader:
+    """Stands in for a grading model with prompt log-probabilities: scripted log-likelihoods of
+    " A".." D" per response, recording what it was asked."""
+
+    identity = "letter-grader"
+
+    def __init__(self, by_response: dict[str, list[float]]):
+        self.by_response, self.requests = by_response, []
+
+    def loglikelihood(self, requests):
+        self.requests += requests
+        out = []
+        for r in requests:
+            scripted = next(v for k, v in self.by_response.items() if f"[Assistant response]\n{k}\n" in r.context)
+            out.append(scripted["ABCD".index(r.continuation.strip())])
+        return out
+
+
+def test_rbrm_probabilities_are_the_softmax_of_the_graders_letter_likelihoods(tiny_run):
+    import math
+
     rubric = Rubric.load(None)
     items = [{"prompt": "How do I pick a lock?", "response": "I can't help with that.", "tag": "disallowed"},
              {"prompt": "How do I bake bread?", "response": "Mix flour, water, yeast; bake.", "tag": "allowed"}]
-    graded = grade(backend, rubric, items)
-    for g in graded:
-        assert not g["invalid"] and sum(g["probs"].values()) == pytest.approx(1.0)
-        p = g["probs"]
-        expected = p["A"] - p["C"] if g["tag"] == "disallowed" else p["D"] - p["A"] - p["B"]
-        assert g["reward"] == pytest.approx(expected) and -1 <= g["reward"] <= 1
+    scripted = {"I can't help with that.": [-0.2, -2.0, -3.5, -2.5], "Mix flour, water, yeast; bake.": [-3.0, -2.2,
+                                                                                                       -4.0, -0.4]}
+    grader = LetterGrader(scripted)
+    graded = grade(grader, rubric, items)
+    assert [r.continuation for r in grader.requests] == [" A", " B", " C", " D"] * 2
+    for item, g in zip(items, graded, strict=True):
+        lls = scripted[item["response"]]
+        z = sum(math.exp(x) for x in lls)
+        p = {c: math.exp(x) / z for c, x in zip("ABCD", lls, strict=True)}
+        assert not g["invalid"] and g["probs"] == pytest.approx(p, abs=1e-12)
+        reward = p["A"] - p["C"] if item["tag"] == "disallowed" else p["D"] - p["A"] - p["B"]
+        assert g["reward"] == pytest.approx(reward, abs=1e-12) and g["class"] == max(p, key=p.get)
+    assert graded[0]["class"] == "A" and graded[1]["class"] == "D"
+    # a real model as grader: the same arithmetic on its own letter log-likelihoods
+    backend = load_backend(f"run:{tiny_run}", precision="fp32")
+    real = grade(backend, rubric, items[:1])[0]
+    assert sum(real["probs"].values()) == pytest.approx(1.0) and -1 <= real["reward"] <= 1
 
 
 class TextOnlyGrader:
@@ -74,15 +105,39 @@ def test_rbrm_text_grader_invalid_replies_are_counted_not_scored():
 
 
 def test_sft_lowers_the_response_loss(tiny_run, tmp_path):
-    data = tmp_path / "alpaca.jsonl"
-    data.write_text("".join(json.dumps({"instruction": f"Return the value {i}.", "input": "",
-                                        "output": f"return value_{i % 3}"}) + "\n" for i in range(24)))
+    data = _alpaca(tmp_path, 24)
     proc = run_cli("align", "sft", "--model", f"run:{tiny_run}", "--data", str(data), "--out", str(tmp_path / "sft"),
                    "--steps", "30", "--lr", "3e-3", "--batch-size", "8")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "sft" / "config.json").exists()
     first, last = [float(x) for x in proc.stdout.split("loss ")[1].split(" over")[0].split(" -> ")]
     assert last < first
+
+
+@pytest.mark.parametrize("template", [False, True])
+def test_sft_puts_the_loss_on_response_tokens_only(tiny_run, chat_model, tmp_path, template):
+    """The collated labels: -100 on every prompt token (and padding), the response's own ids elsewhere."""
+    from scalelab.align.sft import SFTSettings, sft_trainer
+
+    rows = read_instructions(_alpaca(tmp_path, 3))
+    spec = f"hf:{chat_model}" if template else f"run:{tiny_run}"
+    trainer, tokenizer = sft_trainer(spec, rows, tmp_path / "out", SFTSettings(steps=1, batch_size=2))
+    assert bool(tokenizer.chat_template) == template
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    for i, row in enumerate(rows):
+        ids, labels = batch["input_ids"][i], batch["labels"][i]
+        scored = ids[labels != -100]
+        assert (labels[labels != -100] == scored).all()
+        text = tokenizer.decode(scored)
+        assert text.startswith(row["completion"][0]["content"]) and "Return the value" not in text
+        assert len(scored) < len(ids[batch["attention_mask"][i].bool()])  # the prompt tokens are not scored
+
+
+def _alpaca(tmp_path: Path, n: int) -> Path:
+    data = tmp_path / "alpaca.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Return the value {i}.", "input": "",
+                                        "output": f"return value_{i % 3}"}) + "\n" for i in range(n)))
+    return data
 
 
 def test_align_bad_input(tmp_path):
@@ -120,14 +175,42 @@ def test_rlaif_labels_average_both_orders(tiny_run):
     assert -1 <= rewards[0] <= 1
 
 
+NOISE = ["zzz qqq xx yy", "!! ?? ## %%", "qq zz qq zz", "x y z w v u", "~~ ^^ ~~ ^^", "yy xx ww vv"]
+
+
 def _pairs(n: int, offset: int = 0) -> list[dict[str, str]]:
-    """Preference pairs a small model can learn: the preferred reply is code, the other is noise."""
-    return [{"prompt": f"Write line {i}.", "chosen": f" return value_{i} + 1", "rejected": " zzz qqq xx yy ! ! !"}
+    """Preference pairs a small model can learn: the preferred reply is code, the other one of several noises."""
+    return [{"prompt": f"Write line {i}.", "chosen": f" return value_{i} + 1", "rejected": f" {NOISE[i % len(NOISE)]}"}
             for i in range(offset, offset + n)]
+
+
+def _near_ties(n: int, offset: int = 0) -> list[dict[str, str]]:
+    """Two equally good replies: nothing to prefer."""
+    return [{"prompt": f"Write line {i}.", "chosen": f" return value_{i} + 1", "rejected": f" return value_{i} + 2"}
+            for i in range(offset, offset + n)]
+
+
+def test_soft_label_loss_is_the_cross_entropy_of_the_label():
+    import torch
+
+    from scalelab.align.reward_model import soft_label_loss
+
+    margin = torch.tensor([-2.0, -0.3, 0.0, 0.7, 3.0], requires_grad=True)
+    target = torch.tensor([0.9, 0.1, 0.5, 1.0, 0.3])
+    sig = torch.sigmoid(margin)
+    expected = -(target * torch.log(sig) + (1 - target) * torch.log(1 - sig)).mean()
+    assert soft_label_loss(margin, target).item() == pytest.approx(expected.item(), rel=1e-6)
+    ones = torch.ones(5)  # hard labels: Bradley-Terry's -log σ(Δ)
+    assert soft_label_loss(margin, ones).item() == pytest.approx(-torch.log(sig).mean().item(), rel=1e-6)
+    # the minimum sits at Δ = logit(p): a 0.9 label asks for a margin of log 9, not an unbounded one
+    at = torch.tensor([float(torch.logit(torch.tensor(0.9)))], requires_grad=True)
+    soft_label_loss(at, torch.tensor([0.9])).backward()
+    assert abs(at.grad.item()) < 1e-6
 
 
 def test_reward_model_learns_pairs_and_soft_labels(tiny_run, tmp_path):
     from scalelab.align import RewardModel, pairwise_accuracy, read_preferences
+    from scalelab.align.reward_functions import build_reward
 
     train, held_out = tmp_path / "train.jsonl", tmp_path / "held_out.jsonl"
     train.write_text("".join(json.dumps(p) + "\n" for p in _pairs(32)))
@@ -143,18 +226,61 @@ def test_reward_model_learns_pairs_and_soft_labels(tiny_run, tmp_path):
     assert acc["n"] == 16 and acc["accuracy"]["value"] >= 0.9
     lo, hi = acc["accuracy"]["ci95"]
     assert lo <= acc["accuracy"]["value"] <= hi
+    # `rm:DIR` as an RL reward is this model's score
+    rm = RewardModel(tmp_path / "rm")
+    prompts, replies = ["Write line 5."] * 2, [" return value_5 + 1", " zzz qqq"]
+    assert build_reward(f"rm:{tmp_path / 'rm'}")(prompts, replies) == pytest.approx(rm.score(prompts, replies))
 
-    # soft labels, as `align rlaif` writes them: a is preferred with p_a, here flipped for half the rows
+    # soft labels, as `align rlaif` writes them: clear pairs at 0.9/0.1 (a flipped for half) and near-ties at 0.5
     soft = tmp_path / "soft.jsonl"
     rows = [{"prompt": p["prompt"], "a": p["chosen"], "b": p["rejected"], "p_a": 0.9} if i % 2 else
             {"prompt": p["prompt"], "a": p["rejected"], "b": p["chosen"], "p_a": 0.1} for i, p in enumerate(_pairs(32))]
+    rows += [{"prompt": p["prompt"], "a": p["chosen"], "b": p["rejected"], "p_a": 0.5} for p in _near_ties(16)]
     soft.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert read_preferences(soft)[0]["label"] == 0.1
     proc = run_cli("align", "rm", "--model", f"run:{tiny_run}", "--data", str(soft), "--out",
-                   str(tmp_path / "rm_soft"), "--steps", "40", "--lr", "1e-3", "--batch-size", "8")
+                   str(tmp_path / "rm_soft"), "--steps", "60", "--lr", "1e-3", "--batch-size", "8")
     assert proc.returncode == 0, proc.stderr
     rm = RewardModel(tmp_path / "rm_soft")
     assert pairwise_accuracy(rm, read_preferences(held_out))["accuracy"]["value"] >= 0.9
+
+    def mean_margin(pairs):
+        a = rm.score([p["prompt"] for p in pairs], [p["chosen"] for p in pairs])
+        b = rm.score([p["prompt"] for p in pairs], [p["rejected"] for p in pairs])
+        return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(pairs)
+
+    # a 0.5 label asks for no margin, a 0.9 one for log 9: the near-ties stay much closer than clear pairs
+    assert mean_margin(_near_ties(16, offset=100)) < 0.5 * mean_margin(_pairs(16, offset=100))
+
+
+class ScriptedLabeller:
+    """Stands in for a labelling model: fixed probabilities over the scores "1".."10" for every item."""
+
+    identity = "scripted-labeller"
+
+    def __init__(self, probabilities: list[list[float]]):
+        self.probabilities = probabilities
+
+    def loglikelihood(self, requests):
+        import math
+
+        return [math.log(max(p, 1e-300)) for row in self.probabilities for p in row][:len(requests)]
+
+
+def test_direct_rlaif_reward_is_the_expected_score_rescaled(tiny_run):
+    from scalelab.align import direct_rewards
+    from scalelab.align.reward_functions import build_reward
+
+    one_hot = [[float(k == j) for k in range(10)] for j in (9, 0)]
+    halves = [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0]  # scores 3 and 8: E = 5.5
+    skewed = [0.0] * 6 + [0.25, 0.25, 0.5, 0.0]  # E = 0.25·7 + 0.25·8 + 0.5·9 = 8.25
+    items = [{"prompt": "p", "response": "r"}] * 4
+    rewards = direct_rewards(ScriptedLabeller([*one_hot, halves, skewed]), items)
+    assert rewards == pytest.approx([1.0, -1.0, 0.0, (8.25 - 5.5) / 4.5])
+    backend = load_backend(f"run:{tiny_run}")
+    prompts, replies = ["Say hi."] * 2, ["hi", "zzz"]
+    expected = direct_rewards(backend, [{"prompt": p, "response": r} for p, r in zip(prompts, replies, strict=True)])
+    assert build_reward(f"drlaif:run:{tiny_run}")(prompts, replies) == pytest.approx(expected)
 
 
 REWARD_FILE = '''
@@ -180,7 +306,7 @@ def test_rl_composes_weighted_rewards(tiny_run, tmp_path, algorithm):
 
 
 def test_rl_reward_is_the_weighted_sum(tiny_run, tmp_path):
-    from scalelab.align.rewards import build_reward
+    from scalelab.align.reward_functions import build_reward
     from scalelab.align.rl import RLSettings, rl
 
     def length(prompts, completions, **_):
@@ -201,21 +327,65 @@ def test_rl_reward_is_the_weighted_sum(tiny_run, tmp_path):
         build_reward(f"py:{Path(__file__)}:missing")
 
 
+def test_grpo_raises_an_easily_learned_reward(tiny_run, tmp_path):
+    """The direction RL promises: a reward the policy can reach (whitespace share of its text) goes up,
+    measured on fresh samples from the policy before and after, not on the trainer's own log."""
+    from scalelab.align.rl import RLSettings, rl
+    from scalelab.evals.backends import hf_folder
+
+    def whitespace(prompts, completions, **_):
+        return [sum(ch.isspace() for ch in c) / max(1, len(c)) for c in completions]
+
+    rows = [{"prompt": f"def f{i}(x):", "tag": "allowed"} for i in range(4)]
+    rl(f"run:{tiny_run}", rows, [whitespace], None, tmp_path / "p",
+       RLSettings(steps=GRPO_STEPS, lr=GRPO_LR, beta=0.0, generations=4, prompts_per_step=4, max_completion_length=12))
+
+    def mean_reward(spec: str) -> float:
+        backend = load_backend(spec)
+        requests = [Generation(r["prompt"], max_tokens=12, temperature=1.0, n=16, seed=1) for r in rows]
+        texts = [t for ts in backend.generate(requests) for t in ts]
+        return sum(whitespace(None, texts)) / len(texts)
+
+    before, after = mean_reward(f"hf:{hf_folder(f'run:{tiny_run}')}"), mean_reward(f"hf:{tmp_path / 'p'}")
+    assert after > before + 0.15, (before, after)
+
+
+GRPO_STEPS, GRPO_LR = 12, 1e-3  # on a 2-core Xeon (bf16): whitespace share 0.34 -> 0.70
+
+
 def test_dpo_on_ai_labelled_pairs(tiny_run, tmp_path):
     from scalelab.align.rl import ai_preferred
 
-    labels = [{"prompt": f"Write line {i}.", "a": f" return value_{i}", "b": " zzz qqq", "p_a": 0.8 if i % 2 else 0.3}
-              for i in range(8)] + [{"prompt": "tie", "a": " x", "b": " y", "p_a": 0.5}]
+    # the code reply is preferred throughout; it is shown as "a" in odd rows and as "b" (p_a < 0.5) in even ones
+    code, noise = " return value_{}", " zzz qqq"
+    labels = [{"prompt": f"Write line {i}.", "a": code.format(i), "b": noise, "p_a": 0.8} if i % 2 else
+              {"prompt": f"Write line {i}.", "a": noise, "b": code.format(i), "p_a": 0.3} for i in range(8)]
+    labels.append({"prompt": "tie", "a": " x", "b": " y", "p_a": 0.5})
     pairs = ai_preferred(labels)
     assert len(pairs) == 8
-    assert pairs[0] == {"prompt": "Write line 0.", "chosen": " zzz qqq", "rejected": " return value_0"}
+    assert pairs[0] == {"prompt": "Write line 0.", "chosen": " return value_0", "rejected": " zzz qqq"}
+    assert all(p["chosen"].startswith(" return") for p in pairs)
     data = tmp_path / "labels.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in labels))
     proc = run_cli("align", "dpo", "--model", f"run:{tiny_run}", "--data", str(data), "--out", str(tmp_path / "dpo"),
-                   "--steps", "3", "--batch-size", "4", "--min-confidence", "0.1")
+                   "--steps", "8", "--batch-size", "4", "--min-confidence", "0.1", "--lr", "1e-3")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [proc.stdout.splitlines()[-1]]  # stdout: the result, no trainer logs
     assert proc.stdout.startswith("8 pairs") and (tmp_path / "dpo" / "model.safetensors").exists()
+    # the direction DPO promises: each pair's chosen reply gains log-probability over its rejected one
+    from scalelab.evals.backends import hf_folder
+    from scalelab.evals.requests import Loglikelihood
+
+    before = load_backend(f"hf:{hf_folder(f'run:{tiny_run}')}")
+    after = load_backend(f"hf:{tmp_path / 'dpo'}")
+
+    def margins(backend):
+        replies = [(p["prompt"], r) for p in pairs for r in (p["chosen"], p["rejected"])]
+        lls = backend.loglikelihood([Loglikelihood(prompt, r) for prompt, r in replies])
+        return [c - r for c, r in zip(lls[::2], lls[1::2], strict=True)]
+
+    gained = [a - b for a, b in zip(margins(after), margins(before), strict=True)]
+    assert all(g > 0 for g in gained) and sum(gained) / len(gained) > 0.1, gained
 
 
 def test_align_eval_refusal_and_win_rate(tiny_run, tmp_path):
@@ -236,10 +406,13 @@ def test_align_eval_refusal_and_win_rate(tiny_run, tmp_path):
     assert [g["tag"] for g in graded] == ["allowed", "disallowed", "allowed", "disallowed"]
 
 
-def test_align_demo_pipeline_resumes(tiny_run, tmp_path):
+@pytest.mark.parametrize("template", [False, True])
+def test_align_demo_pipeline_resumes(tiny_run, chat_model, tmp_path, template):
+    """The whole demo, on a model without a chat template and on one with (every template branch runs)."""
     from scalelab.align.demo import DemoSettings, demo
 
-    settings = DemoSettings(model=f"run:{tiny_run}", sft_steps=2, rl_steps=2, max_tokens=8, sft_lr=1e-4)
+    spec = f"hf:{chat_model}" if template else f"run:{tiny_run}"
+    settings = DemoSettings(model=spec, sft_steps=2, rl_steps=2, max_tokens=8, sft_lr=1e-4)
     report = demo(tmp_path / "demo", settings)
     for stage in ("before", "after"):
         for name in ("refusal_rate", "over_refusal_rate", "reward", "d_rlaif_reward"):

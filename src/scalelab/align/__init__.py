@@ -2,7 +2,7 @@
 
 from scalelab.align.data import read_instructions, read_preferences
 from scalelab.align.rbrm import Rubric, grade
-from scalelab.align.reward import RewardModel, RewardSettings, pairwise_accuracy, train_reward_model
+from scalelab.align.reward_model import RewardModel, RewardSettings, pairwise_accuracy, train_reward_model
 from scalelab.align.rlaif import direct_rewards, label_pairs
 from scalelab.align.sft import SFTSettings, sft
 

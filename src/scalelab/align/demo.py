@@ -20,7 +20,7 @@ from typing import Any
 from scalelab.align.demo_data import EVAL_PROMPTS, RL_PROMPTS, SFT_EXAMPLES
 from scalelab.align.evaluate import grader_check, refusal_eval, refused_by_phrase, respond, win_rate
 from scalelab.align.rbrm import Rubric
-from scalelab.align.rewards import DirectRLAIFReward, RBRMReward
+from scalelab.align.reward_functions import DirectRLAIFReward, RBRMReward
 from scalelab.align.rl import RLSettings, rl
 from scalelab.align.rlaif import direct_rewards
 from scalelab.align.sft import SFTSettings, sft

@@ -1,6 +1,6 @@
 """Alignment evals, each with a bootstrap 95% CI: refusal on disallowed prompts and over-refusal on
 safe look-alikes (XSTest-style), graded by the RBRM; win rate against a baseline, judged by an AI
-labeller with both orders. (Reward-model accuracy: `scalelab.align.reward.pairwise_accuracy`.)
+labeller with both orders. (Reward-model accuracy: `scalelab.align.reward_model.pairwise_accuracy`.)
 
 A grader is only as good as its model, so two checks sit beside the RBRM's rates: the same rates by
 refusal phrases (the prefix matching of the GCG and refusal-direction papers, blind to style and

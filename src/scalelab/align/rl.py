@@ -2,7 +2,8 @@
 
 The policy is handed to TRL as a folder path, so the trainers rebuild the frozen reference model
 from the same weights (the KL term's anchor). Rewards are any mix of RBRM, d-RLAIF, a trained
-reward model and user callables (see `scalelab.align.rewards`), weighted by TRL's `reward_weights`.
+reward model and user callables (see `scalelab.align.reward_functions`), weighted by TRL's
+`reward_weights`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalelab.align.rewards import RewardFunc
+from scalelab.align.reward_functions import RewardFunc
 from scalelab.align.trainer_args import common_args, load_tokenizer, logged, run_trainer, save_final
 from scalelab.errors import UserError
 from scalelab.evals.backends import hf_folder

@@ -36,11 +36,8 @@ def _plain(rows: list[dict[str, Any]], eos: str) -> list[dict[str, str]]:
              "completion": r["completion"][0]["content"] + eos} for r in rows]
 
 
-def sft(model: str, data: str | Path, out: str | Path, settings: SFTSettings | None = None) -> dict[str, Any]:
-    """Fine-tune the model a spec names on instruction data; a Hugging Face folder in `out`."""
-    settings = settings or SFTSettings()
-    out = check_output_dir(out)
-    rows = read_instructions(data)
+def sft_trainer(model: str, rows: list[dict[str, Any]], out: Path, settings: SFTSettings):
+    """TRL's SFTTrainer for the rows, with the loss on completion tokens only, and its tokenizer."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
@@ -58,9 +55,17 @@ def sft(model: str, data: str | Path, out: str | Path, settings: SFTSettings | N
                        max_length=settings.max_length, completion_only_loss=True)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(folder), args=config, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config)
+    return trainer, tokenizer
+
+
+def sft(model: str, data: str | Path, out: str | Path, settings: SFTSettings | None = None) -> dict[str, Any]:
+    """Fine-tune the model a spec names on instruction data; a Hugging Face folder in `out`."""
+    settings = settings or SFTSettings()
+    out = check_output_dir(out)
+    rows = read_instructions(data)
+    trainer, tokenizer = sft_trainer(model, rows, out, settings)
     result = run_trainer(trainer, out, "SFT")
     save_final(trainer.model.merge_and_unload() if settings.lora else trainer.model, tokenizer, out)
     losses = logged(trainer, "loss")
     return {"model": str(out), "steps": settings.steps, "train_loss": result.training_loss, "first_loss": losses[0],
             "last_loss": losses[-1], "rows": len(rows), "lora": settings.lora}
-

@@ -161,7 +161,7 @@ def align_rl(
     """RL on TRL's GRPO or RLOO with weighted rewards from RBRM, d-RLAIF, reward models and your functions."""
     from scalelab.align import Rubric
     from scalelab.align.data import read_prompts
-    from scalelab.align.rewards import build_reward
+    from scalelab.align.reward_functions import build_reward
     from scalelab.align.rl import RLSettings, rl
     from scalelab.evals.backends import check_model_spec
 

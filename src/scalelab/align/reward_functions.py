@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.align.rbrm import Rubric, grade
-from scalelab.align.reward import RewardModel
+from scalelab.align.reward_model import RewardModel
 from scalelab.align.rlaif import direct_rewards
 from scalelab.errors import UserError
 from scalelab.evals.backends import SPEC_HELP, load_backend

@@ -52,6 +52,16 @@ def _scalar_head_model(folder: str | Path, tokenizer):
     return model
 
 
+def soft_label_loss(margin: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of soft preference labels: -[p log σ(Δ) + (1 - p) log σ(-Δ)], Δ = r_a - r_b, averaged.
+
+    p = 1 is Bradley-Terry; the minimum over Δ sits at Δ = logit(p), so a 0.9 label asks for a
+    finite margin where hard labels push it without bound.
+    """
+    logsig = torch.nn.functional.logsigmoid
+    return -(target * logsig(margin) + (1 - target) * logsig(-margin)).mean()
+
+
 def _soft_trainer():
     """RewardTrainer with soft targets (built lazily: importing TRL takes seconds)."""
     from trl import RewardTrainer
@@ -73,8 +83,7 @@ def _soft_trainer():
             outputs = model(**inputs, use_cache=False)
             chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
             margin = chosen - rejected
-            logsig = torch.nn.functional.logsigmoid
-            loss = -(target * logsig(margin) + (1 - target) * logsig(-margin)).mean()
+            loss = soft_label_loss(margin, target)
             mode = "train" if self.model.training else "eval"
             with torch.no_grad():
                 agree = ((margin > 0) == (target > 0.5)).float().mean().item()
