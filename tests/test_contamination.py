@@ -1,6 +1,7 @@
 import gzip
 import json
 import random
+import zlib
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_index_finds_patterns_of_every_length_at_every_position():
 
 @pytest.mark.parametrize("layout", ["text", "gz", "zst", "jsonl", "folder", "cut"])
 def test_planted_examples_are_all_found_and_a_clean_corpus_gives_none(tmp_path, layout, monkeypatch):
-    rng = random.Random(hash(layout) % 1000)
+    rng = random.Random(zlib.crc32(layout.encode()))  # stable across processes, so a failure replays
     examples = _examples(rng)
     planted = examples[::3] + examples[-3:]
     text = _corpus(rng, planted)

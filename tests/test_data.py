@@ -77,3 +77,29 @@ def test_vocab_too_small_is_a_user_error(corpus_spec):
 def test_missing_corpus_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="corpus not found"):
         list(iter_documents(CorpusSpec(str(tmp_path / "nope"))))
+
+
+def test_parquet_corpus_with_its_text_field_and_bad_columns(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"body": [f"document {i}" for i in range(5)], "id": list(range(5))}),
+                   tmp_path / "c.parquet")
+    docs = list(iter_documents(CorpusSpec(str(tmp_path / "c.parquet"), text_field="body")))
+    assert [d.text for d in docs] == [f"document {i}" for i in range(5)]
+    with pytest.raises(UserError, match=r"c.parquet: no column 'text' \(columns: body, id\)"):
+        list(iter_documents(CorpusSpec(str(tmp_path / "c.parquet"))))
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(UserError, match="bad.parquet: cannot read as parquet"):
+        list(iter_documents(CorpusSpec(str(tmp_path / "bad.parquet"))))
+
+
+def test_corpus_glob_picks_files_and_jsonl_uses_text_field(tmp_path):
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "a.md").write_text("kept text")
+    (tmp_path / "b.txt").write_text("not matched")
+    (tmp_path / "keep" / "c.jsonl").write_text(json.dumps({"content": "from jsonl"}) + "\n")
+    docs = list(iter_documents(CorpusSpec(str(tmp_path), glob="keep/*", text_field="content")))
+    assert sorted(d.text for d in docs) == ["from jsonl", "kept text"]
+    with pytest.raises(UserError, match="no text files matching"):
+        list(iter_documents(CorpusSpec(str(tmp_path), glob="nothing/*")))

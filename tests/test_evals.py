@@ -80,6 +80,36 @@ def test_translated_mmlu_jsonl_any_script(tmp_path):
     assert "二加二等于几？\nA. 四" in task.samples[1].prompt
 
 
+def test_published_layouts_cmmlu_truthfulqa_labels_and_gzipped_jsonl(tmp_path):
+    import gzip
+
+    # CMMLU: a folder of per-subject CSVs with the header ",Question,A,B,C,D,Answer" (answer a letter)
+    (tmp_path / "cmmlu" / "dev").mkdir(parents=True)
+    (tmp_path / "cmmlu" / "test").mkdir()
+    for split, n in (("dev", 2), ("test", 3)):
+        rows = "".join(f"{i},问题{i}是什么？,甲{i},乙{i},丙{i},丁{i},{'ABCD'[i % 4]}\n" for i in range(n))
+        (tmp_path / "cmmlu" / split / f"agronomy_{split}.csv").write_text(",Question,A,B,C,D,Answer\n" + rows)
+    task = load_task("mmlu_zh", {"mmlu_zh": str(tmp_path / "cmmlu")}, shots=2)
+    assert [s.target for s in task.samples] == [0, 1, 2] and task.samples[0].group == "agronomy"
+    assert "问题0是什么？\nA. 甲0\nB. 乙0\nC. 丙0\nD. 丁0\nAnswer: A\n\n" in task.samples[0].prompt
+    # TruthfulQA with {choices, labels} targets (the mc_task.json shape of the translated releases)
+    tqa = tmp_path / "tqa.json"
+    tqa.write_text(json.dumps([{"question": "q?", "mc1_targets": {"choices": ["yes", "no"], "labels": [0, 1]},
+                                "mc2_targets": {"choices": ["yes", "no", "nope"], "labels": [0, 1, 1]}}]))
+    s = load_task("truthfulqa_mc", {"truthfulqa_mc": str(tqa)}).samples[0]
+    assert s.target == {"mc1": [0, 1], "mc2": [0, 1, 1]} and s.choices == [" yes", " no", " yes", " no", " nope"]
+    # translated MMLU and HumanEval as .jsonl.gz
+    mmlu = tmp_path / "nb.jsonl.gz"
+    with gzip.open(mmlu, "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"instruction": "Hva er 2+2?", "option_a": "3", "option_b": "4", "option_c": "5",
+                            "option_d": "6", "answer": "B"}, ensure_ascii=False) + "\n")
+    assert load_task("mmlu_nb", {"mmlu_nb": str(mmlu)}).samples[0].target == 1
+    he = tmp_path / "HumanEval.jsonl.gz"
+    with gzip.open(he, "wt") as f:
+        f.write(write_humaneval(tmp_path / "he.jsonl").read_text())
+    assert [s.id for s in load_task("humaneval", {"humaneval": str(he)}).samples] == ["T/0", "T/1"]
+
+
 def reference_loglikelihood(model, tokenizer, context: str, continuation: str) -> float:
     """Straightforward scoring of one request: tokenise, one forward pass, sum the log-probs."""
     ctx = tokenizer(context, add_special_tokens=False).input_ids
@@ -192,6 +222,35 @@ def test_interrupted_eval_resumes_from_the_response_cache(backend, tmp_path, mon
     assert task.run(CachedBackend(again, cache)) == rows and again.requests == 0
 
 
+def test_the_response_cache_never_answers_for_another_model_or_a_retrained_run(tiny_run, mmlu_dir, tmp_path):
+    """Stale scores are the worst silent failure of an eval tool: the cache keys on the weights."""
+    import shutil
+
+    from scalelab.train import build_config, train
+
+    task = load_task("mmlu", {"mmlu": str(mmlu_dir)}, shots=1)
+    n_requests = sum(len(s.choices) for s in task.samples)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    first = _Counting(load_backend(f"run:{run}"))
+    rows = task.run(CachedBackend(first, cache))
+    again = _Counting(load_backend(f"run:{run}"))
+    assert task.run(CachedBackend(again, cache)) == rows and again.requests == 0  # same weights: all cached
+    # the same run folder trained further: new weights, so every request goes to the model again
+    config = json.loads((run / "config.json").read_text()) | {"steps": 70}
+    (run / "config.json").write_text(json.dumps(config))  # on resume the saved config is the one used
+    train(build_config("tiny"), run, resume=True, show_progress=False)
+    retrained = _Counting(load_backend(f"run:{run}"))
+    assert retrained.identity != first.identity
+    new_rows = task.run(CachedBackend(retrained, cache))
+    assert retrained.requests == n_requests
+    assert [r["loglikelihoods"] for r in new_rows] != [r["loglikelihoods"] for r in rows]
+    other = _Counting(load_backend(f"run:{tiny_run}", precision="bf16"))  # the same weights in another precision
+    task.run(CachedBackend(other, cache))
+    assert other.requests == n_requests
+
+
 def test_humaneval_scores_given_samples_in_the_sandbox(tmp_path):
     problems = write_humaneval(tmp_path / "HumanEval.jsonl")
     samples = tmp_path / "samples.jsonl"
@@ -212,6 +271,26 @@ def test_humaneval_scores_given_samples_in_the_sandbox(tmp_path):
     assert rows["T/1"]["error"] == "timeout" and rows["T/1"]["passed_each"] == [False, True]
 
 
+def test_humaneval_with_generated_completions(backend, tmp_path):
+    """The model writes the completions (greedy, then 3 samples); each is run, and pass@k counts them."""
+    from scalelab.evals.tasks.humaneval import STOP
+
+    problems = write_humaneval(tmp_path / "HumanEval.jsonl")
+    greedy = load_task("humaneval", {"humaneval": str(problems)})
+    results = evaluate(backend, [greedy], tmp_path / "g", "tiny", cache_path=tmp_path / "c.sqlite", show_progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "g" / "samples_humaneval.jsonl").read_text().splitlines()]
+    expected = backend.generate([Generation(s.prompt, max_tokens=512, stop=STOP) for s in greedy.samples])
+    assert [r["completion"] for r in rows] == [e[0] for e in expected]
+    assert results["tasks"]["humaneval"]["metrics"]["pass@1"]["value"] == np.mean([r["passed"] for r in rows])
+    sampled = load_task("humaneval", {"humaneval": str(problems)}, humaneval={"n": 3, "temperature": 1.0})
+    evaluate(backend, [sampled], tmp_path / "s", "tiny", cache_path=tmp_path / "c.sqlite", show_progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "s" / "samples_humaneval.jsonl").read_text().splitlines()]
+    for r in rows:
+        assert len(r["completions"]) == len(r["passed_each"]) == len(r["errors"]) == 3
+        c = sum(r["passed_each"])
+        assert r["scores"]["pass@1"] == pytest.approx(c / 3) and "pass@10" not in r["scores"]
+
+
 def test_pass_at_k_matches_counting_subsets():
     from itertools import combinations
 
@@ -229,25 +308,43 @@ def test_verdict_parsing_counts_unparsable_as_invalid():
     assert parse_verdict("", ["Y", "N"], "cot_classify") is None
 
 
-def test_modelgraded_task_reports_invalid_verdicts(backend, tmp_path):
+class ScriptedGrader:
+    """Stands in for a grading model: its verdict is scripted by which question the prompt holds."""
+
+    identity = "scripted-grader"
+
+    def __init__(self, verdicts: dict[str, str]):
+        self.verdicts, self.prompts = verdicts, []
+
+    def loglikelihood(self, requests):
+        raise UserError("text only")
+
+    def generate(self, requests):
+        self.prompts += [r.prompt for r in requests]
+        return [[next(v for k, v in self.verdicts.items() if k in r.prompt)] for r in requests]
+
+
+@pytest.mark.parametrize("eval_type", ["classify", "cot_classify"])
+def test_modelgraded_task_scores_verdicts_exactly_and_counts_invalid_ones(backend, tmp_path, eval_type):
     spec = tmp_path / "fact.yaml"
-    data = tmp_path / "fact.jsonl"
-    data.write_text("".join(json.dumps({"input": f"What is {i}+{i}?", "ideal": str(2 * i), "completion": str(2 * i)})
-                            + "\n" for i in range(3)))
-    spec.write_text("name: fact\ntype: modelgraded\ndata: fact.jsonl\neval_type: classify\n"
+    (tmp_path / "fact.jsonl").write_text("".join(json.dumps({"input": f"What is {i}+{i}?", "ideal": str(2 * i),
+                                                             "completion": str(2 * i)}) + "\n" for i in range(4)))
+    spec.write_text(f"name: fact\ntype: modelgraded\ndata: fact.jsonl\neval_type: {eval_type}\n"
                     "choice_strings: YN\nchoice_scores: {Y: 1.0, N: 0.0}\n"
                     "prompt: 'Question: {input}\\nAnswer: {completion}\\nExpert: {ideal}\\nIs the answer right?'\n")
-    task = load_task(str(spec), {}, grader=backend)
+    reasoning = "The answer matches the expert.\n" if eval_type == "cot_classify" else ""
+    grader = ScriptedGrader({"What is 0+0": f"{reasoning}Y", "What is 1+1": f"{reasoning}N",
+                             "What is 2+2": "I cannot tell.", "What is 3+3": f"{reasoning}Y."})
+    task = load_task(str(spec), {}, grader=grader)
     results = evaluate(backend, [task], tmp_path / "out", "tiny", cache_path=tmp_path / "c.sqlite",
                        show_progress=False)
     rows = [json.loads(x) for x in (tmp_path / "out" / "samples_fact.jsonl").read_text().splitlines()]
-    invalid = [r for r in rows if r["invalid"]]
-    assert all(r["scores"] == {} and r["choice"] is None for r in invalid)
-    assert results["tasks"]["fact"].get("n_invalid", 0) == len(invalid)
-    valid = [r for r in rows if not r["invalid"]]
-    if valid:
-        assert results["tasks"]["fact"]["metrics"]["score"]["value"] == pytest.approx(
-            np.mean([r["scores"]["score"] for r in valid]))
+    assert [r["choice"] for r in rows] == ["Y", "N", None, "Y"]
+    assert [r["scores"] for r in rows] == [{"score": 1.0}, {"score": 0.0}, {}, {"score": 1.0}]
+    fact = results["tasks"]["fact"]
+    assert fact["n_invalid"] == 1 and fact["metrics"]["score"]["value"] == pytest.approx(2 / 3)
+    assert all("Expert: " in p and "Is the answer right?" in p for p in grader.prompts)  # the template was filled
+    assert "Expert: 6" in grader.prompts[3]
 
 
 def test_compare_paired_statistics(tmp_path):
