@@ -112,12 +112,13 @@ def main() -> None:
     modules = {}
     for m in args.modules:
         c = counts[m]
-        checked = sum(n for s, n in c.items() if s != "not checked")
+        checked = sum(n for s, n in c.items() if s not in ("not checked", "segfault"))
         killed = sum(c[s] for s in KILLED)
         modules[m] = {"mutants": sum(c.values()), "checked": checked, "killed": killed,
-                      "kill_rate": killed / checked if checked else None, "statuses": dict(c),
-                      "survivors": survivors[m]}
-        print(f"{m}: {killed}/{checked} killed ({modules[m]['kill_rate'] or 0:.0%})", flush=True)
+                      "kill_rate": killed / checked if checked else None, "segfaults_not_counted": c["segfault"],
+                      "statuses": dict(c), "survivors": survivors[m]}
+        print(f"{m}: {killed}/{checked} killed ({modules[m]['kill_rate'] or 0:.0%}), "
+              f"{c['segfault']} crashed (not counted)", flush=True)
     result = {"tool": "mutmut 3.8.1", "finished": finished, "tests": args.tests,
               "source_and_tests": commit or "working tree",
               "max_stack_depth": args.max_stack_depth, "seconds_this_session": seconds,
