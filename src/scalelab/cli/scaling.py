@@ -51,23 +51,50 @@ def export(
     print(f"wrote {out_dir}")
 
 
+CAPABILITY_FORMS = ("two-step", "direct", "passrate")
+
+
+def _queries(predict_flops: list[float] | None, predict: list[str] | None) -> list[dict]:
+    queries: list[dict] = [{"flops": c} for c in predict_flops or []]
+    for item in predict or []:
+        try:
+            n, d = (float(x) for x in item.split(","))
+        except ValueError:
+            raise UserError(f"--predict expects N,D, got '{item}'") from None
+        if not (np.isfinite([n, d]).all() and n > 0 and d > 0):
+            raise UserError(f"--predict {item}: N and D must be positive numbers")
+        queries.append({"params": n, "tokens": d})
+    return queries
+
+
 @app.command()
 def fit(
-    file: Annotated[Path, typer.Argument(help="CSV or JSONL with params, tokens, flops, loss (two of N, D, C)")],
-    form: Annotated[Literal["gpt4", "chinchilla"], typer.Option(
-        help="gpt4: L(C)=a·C^b+c; chinchilla: L(N,D)=E+A/N^α+B/D^β")] = "gpt4",
-    predict_flops: Annotated[list[float] | None, typer.Option(help="predict the loss at compute C",
+    file: Annotated[Path, typer.Argument(help="CSV or JSONL: params, tokens, flops (two of them) and loss; or task, "
+                                              "accuracy[, task_loss, chance]; or task, problem, passes, samples; "
+                                              "or a CSV mapping lm-eval results files (results or model) to sizes")],
+    form: Annotated[Literal["gpt4", "chinchilla", "two-step", "direct", "passrate"], typer.Option(
+        help="loss: gpt4 L(C)=a·C^b+c, chinchilla L(N,D)=E+A/N^α+B/D^β; capabilities: two-step (task loss, "
+             "then accuracy), direct (accuracy against compute), passrate (GPT-4's -E[log pass rate]=α·C^-k)",
+    )] = "gpt4",
+    predict_flops: Annotated[list[float] | None, typer.Option(help="predict at compute C",
                                                               callback=bounded(0, low_open=True))] = None,
-    predict: Annotated[list[str] | None, typer.Option(help="chinchilla: predict at N,D")] = None,
-    exclude_top_loss: Annotated[int, typer.Option(help="drop the K highest-loss rows before fitting",
+    predict: Annotated[list[str] | None, typer.Option(help="chinchilla or two-step: predict at N,D")] = None,
+    exclude_top_loss: Annotated[int, typer.Option(help="loss forms: drop the K highest-loss rows before fitting",
                                                   callback=bounded(0))] = 0,
+    buckets: Annotated[int, typer.Option(help="passrate: difficulty buckets, one law each",
+                                         callback=bounded(1))] = 1,
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples", callback=bounded(10))] = 1000,
     level: Annotated[float, typer.Option(help="interval level", callback=bounded(0, 1, low_open=True,
                                                                                  high_open=True))] = 0.9,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the fit here")] = None,
-    plot: Annotated[Path | None, typer.Option(help="PNG figure (default: beside --json)")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG figure; capability forms: a folder of TASK.png "
+                                                   "(default: beside --json)")] = None,
 ) -> None:
-    """Fit a scaling law with bootstrap intervals and a leave-largest-out backtest."""
+    """Fit a scaling law, or forecast capabilities, with bootstrap intervals and a leave-largest-out backtest."""
+    queries = _queries(predict_flops, None if form == "gpt4" else predict)
+    if form in CAPABILITY_FORMS:
+        _fit_capabilities(file, form, queries, buckets, bootstrap, level, json_out, plot)
+        return
     from scalelab.report.fit_report import fit_table, plot_fit
     from scalelab.scaling import FitUntrusted, read_points
     from scalelab.scaling import fit as fit_law
@@ -76,16 +103,7 @@ def fit(
     for output in (json_out, plot_path):  # every output checked before anything is read or written
         if output is not None:
             check_output_file(output)
-    queries = [{"flops": c} for c in predict_flops or []] if form == "gpt4" else []
-    if form == "chinchilla":
-        for item in predict or []:
-            try:
-                n, d = (float(x) for x in item.split(","))
-            except ValueError:
-                raise UserError(f"--predict expects N,D, got '{item}'") from None
-            if not (np.isfinite([n, d]).all() and n > 0 and d > 0):
-                raise UserError(f"--predict {item}: N and D must be positive numbers")
-            queries.append({"params": n, "tokens": d})
+    queries = [q for q in queries if ("flops" in q) == (form == "gpt4")]
     points = read_points(file)
     if exclude_top_loss:
         if len(points) - exclude_top_loss < 4:
@@ -109,6 +127,43 @@ def fit(
             out["compute_optimal"] = {k: v.tolist() for k, v in compute_optimal(
                 result.params, np.logspace(18, 26, 9)).items()} | {"flops": np.logspace(18, 26, 9).tolist()}
         write_json(json_out, out)
+
+
+def _fit_capabilities(file: Path, form: str, queries: list[dict], buckets: int, bootstrap: int, level: float,
+                      json_out: Path | None, plot: Path | None) -> None:
+    from scalelab.io import write_json
+    from scalelab.report.capability_plots import capability_table, plot_capability
+    from scalelab.scaling.capability import fit_capabilities, predictable
+    from scalelab.scaling.capability_data import read_capabilities
+
+    figures = plot or (json_out.with_name(json_out.stem + "-figures") if json_out else None)
+    if json_out is not None:
+        check_output_file(json_out)
+    if figures is not None:
+        check_output_dir(figures)
+    kind, ladders = read_capabilities(file)
+    if (kind == "passrate") != (form == "passrate"):
+        wanted = "per-problem rows (task, problem, passes, samples)" if form == "passrate" \
+            else "per-model rows (task, accuracy)"
+        raise UserError(f"{file}: --form {form} needs {wanted}")
+    if form == "two-step":
+        missing = [t for t, lad in ladders.items() if not lad.has_task_loss]
+        if len(missing) == len(ladders):
+            raise UserError(f"{file}: --form two-step needs 'task_loss' on every row of a task (none has it)")
+    result = fit_capabilities(ladders, form, queries, n_bootstrap=bootstrap, level=level, n_buckets=buckets)
+    print(capability_table(result))
+    if figures is not None:
+        figures.mkdir(parents=True, exist_ok=True)
+        for task, entry in result["tasks"].items():
+            plot_capability(figures / f"{_file_name(task)}.png", task, entry)
+    if json_out is not None:
+        write_json(json_out, result)
+    if not predictable(result):
+        fail(f"{file}: no task is predictable", 3)
+
+
+def _file_name(task: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in task)
 
 
 @app.command()
@@ -144,3 +199,10 @@ def forecast(
     lo, hi = result["interval_90"]
     print(f"predicted {result['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}]  actual {result['actual_loss']:.4f}  "
           f"error {100 * result['relative_error']:+.2f}%  -> {out / 'forecast.json'}, {out / 'report.html'}")
+    for task, c in (result.get("capabilities") or {}).items():
+        if c["verdict"] == "ok":
+            lo, hi = c["interval_90"]
+            print(f"  {task} ({c['metric']}): predicted {c['predicted']:.4f} [{lo:.4f}, {hi:.4f}]  "
+                  f"actual {c['actual']:.4f}  error {c['abs_error']:.4f}")
+        else:
+            print(f"  {task}: {c['verdict']}")

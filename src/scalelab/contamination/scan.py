@@ -90,8 +90,9 @@ def _scan_ngrams(item: Block | FileSlice) -> tuple[int, list[tuple[int, str, int
 
 def check(examples: list[Example], corpora: list[str], method: str = "gpt4", seed: int = 0,
           threshold: float = 0.0, jobs: int | None = None, text_field: str = "text",
-          show_progress: bool = True) -> dict[str, Any]:
-    """Scan the corpora once for all examples; the contamination.json structure."""
+          show_progress: bool = True, train_split_of: float | None = None) -> dict[str, Any]:
+    """Scan the corpora once for all examples; the contamination.json structure. With
+    `train_split_of`, only the training split the trainer makes at that held-out fraction is scanned."""
     if method not in ("gpt4", "ngram"):
         raise UserError(f"unknown method '{method}'; use gpt4 or ngram")
     check_corpora(corpora)
@@ -126,7 +127,7 @@ def check(examples: list[Example], corpora: list[str], method: str = "gpt4", see
                 else:
                     gram_source.setdefault(key, source)
 
-        for block in iter_blocks(corpora, text_field):
+        for block in iter_blocks(corpora, text_field, train_split_of):
             in_flight.append(pool.submit(scan, block))
             if len(in_flight) > 2 * jobs:
                 collect()
@@ -161,6 +162,8 @@ def check(examples: list[Example], corpora: list[str], method: str = "gpt4", see
         entry["fraction"] = entry["n_contaminated"] / entry["n"] if entry["n"] else 0.0
     out = {"method": method, "bytes_scanned": scanned, "seconds": time.perf_counter() - start,
            "corpora": corpora, "seed": seed, "tasks": tasks}
+    if train_split_of is not None:
+        out["split"] = {"name": "train", "heldout_fraction": train_split_of}
     if method == "ngram":
         out["threshold"] = threshold
     return out

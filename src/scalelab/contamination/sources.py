@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalelab.contamination.normalize import SEPARATOR, normalize, normalize_utf8
-from scalelab.data.corpus import TEXT_SUFFIXES, CorpusSpec, iter_documents
+from scalelab.data.corpus import TEXT_SUFFIXES, CorpusSpec, iter_documents, split_documents
 from scalelab.errors import UserError
 from scalelab.io import open_text, read_jsonl
 
@@ -126,7 +126,14 @@ def check_corpora(corpora: list[str]) -> None:
             raise UserError(f"corpus not found: {corpus}")
 
 
-def _all_documents(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str] | None]]:
+def _all_documents(corpus: str, text_field: str, train_split_of: float | None = None
+                   ) -> Iterator[tuple[str, Iterator[str] | None]]:
+    if train_split_of is not None:  # the trainer's own training split: its documents, its held-out rule
+        spec = CorpusSpec(None if corpus == "stdlib" else corpus, text_field=text_field,
+                          heldout_fraction=train_split_of)
+        for doc in split_documents(spec, "train"):
+            yield (f"stdlib:{doc.source}" if corpus == "stdlib" else doc.source), iter([doc.text])
+        return
     if corpus == "stdlib":
         for doc in iter_documents(CorpusSpec(None)):
             yield f"stdlib:{doc.source}", iter([doc.text])
@@ -146,11 +153,13 @@ def _all_documents(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator
             yield from _documents(file, text_field)
 
 
-def iter_blocks(corpora: list[str], text_field: str = "text") -> Iterator[Block | FileSlice]:
-    """Blocks of about BLOCK_CHARS characters (or file slices) covering every document of every corpus."""
+def iter_blocks(corpora: list[str], text_field: str = "text", train_split_of: float | None = None
+                ) -> Iterator[Block | FileSlice]:
+    """Blocks of about BLOCK_CHARS characters (or file slices) covering every document of every corpus
+    (only the training split the trainer makes with held-out fraction `train_split_of`, when given)."""
     block, parts, length = Block(), [], 0
     for corpus in corpora:
-        for source, pieces in _guarded(corpus, text_field):
+        for source, pieces in _guarded(corpus, text_field, train_split_of):
             if pieces is None:
                 size = Path(source).stat().st_size
                 yield from (FileSlice(source, i, min(size, i + BLOCK_CHARS)) for i in range(0, size, BLOCK_CHARS))
@@ -174,9 +183,10 @@ def iter_blocks(corpora: list[str], text_field: str = "text") -> Iterator[Block 
         yield block
 
 
-def _guarded(corpus: str, text_field: str) -> Iterator[tuple[str, Iterator[str] | None]]:
+def _guarded(corpus: str, text_field: str, train_split_of: float | None
+             ) -> Iterator[tuple[str, Iterator[str] | None]]:
     """Documents, with read failures turned into one line naming the file and the reason."""
-    documents = _all_documents(corpus, text_field)
+    documents = _all_documents(corpus, text_field, train_split_of)
     while True:
         try:
             source, pieces = next(documents)

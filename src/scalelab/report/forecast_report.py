@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from scalelab.io import write_atomic
+from scalelab.report.capability_plots import plot_capability
 from scalelab.report.plots import plot_loss_vs_compute
 from scalelab.scaling.forecast import ladder_points
 
@@ -54,15 +55,48 @@ def _markdown(f: dict) -> str:
     for row in f["fit"]["backtest"]:
         errs = ", ".join(f"{100 * r:+.2f}%" for r in row["relative_errors"])
         lines.append(f"- k={row['k']}: {errs}")
+    lines += _capability_lines(f)
     lines += ["", f"Ladder {f['ladder_seconds']:.0f} s, whole forecast {f['wall_seconds']:.0f} s on "
               f"{f['target']['device']} ({f['target']['precision']})."]
     return "\n".join(lines) + "\n"
+
+
+METRIC_NAMES = {"accuracy": "accuracy", "neg_mean_log_pass_rate": "-E[log pass rate]"}
+
+
+def _capability_lines(f: dict) -> list[str]:
+    caps = f.get("capabilities")
+    if not caps:
+        return []
+    suite = f["capability_suite"]
+    sizes = ", ".join(f"{t}: {n} items" for t, n in suite["n_items"].items())
+    hits = ", ".join(f"{t} {n} hits" for t, n in suite["contamination_hits"].items())
+    lines = ["", "## Capabilities", "",
+             f"Suite cut from the held-out split before the ladder trained ({sizes}); contamination against the "
+             f"training split: {hits}.",
+             "", "| task | metric | form | predicted | 90% interval | actual | error | inside | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for task, c in caps.items():
+        if c["verdict"] == "ok":
+            lo, hi = c["interval_90"]
+            lines.append(f"| {task} | {METRIC_NAMES[c['metric']]} | {c['form']} | {c['predicted']:.4f} | "
+                         f"{lo:.4f} – {hi:.4f} | {c['actual']:.4f} | {c['abs_error']:.4f} | "
+                         f"{'yes' if c['within_interval'] else 'NO'} | ok |")
+        else:
+            actual = "" if c.get("actual") is None else f"{c['actual']:.4f}"
+            lines.append(f"| {task} | {METRIC_NAMES[c['metric']]} | {c['form']} | | | {actual} | | | {c['verdict']} |")
+    lines.append("")
+    lines += [f"![{task}](capability_{task}.png)" for task, c in caps.items() if c.get("fit")]
+    return lines
 
 
 def write_forecast_report(forecast: dict, out: str | Path) -> None:
     out = Path(out)
     png = out / "forecast.png"
     _figure(forecast, png)
+    for task, c in (forecast.get("capabilities") or {}).items():
+        if c.get("fit"):
+            plot_capability(out / f"capability_{task}.png", task, c["fit"], actual=c.get("actual"))
     md = _markdown(forecast)
     write_atomic(out / "report.md", lambda tmp: tmp.write_text(md))
     image = base64.b64encode(png.read_bytes()).decode()

@@ -195,7 +195,7 @@ def check_trustworthy(points: Points) -> None:
         raise FitUntrusted(f"loss does not fall with compute (rank correlation {rho:+.2f}); no power law to fit")
 
 
-def _fit_once(form: str, points: Points, start: np.ndarray | None) -> tuple[dict, np.ndarray]:
+def fit_once(form: str, points: Points, start: np.ndarray | None) -> tuple[dict, np.ndarray]:
     if form == "gpt4":
         return _fit_gpt4(points.flops, points.loss, start)
     return _fit_chinchilla(points, None if start is None else start[None])
@@ -207,7 +207,7 @@ def _predict(form: str, params: dict, query: dict) -> float:
     return float(chinchilla_predict(params, query["params"], query["tokens"]))
 
 
-def _predict_points(form: str, params: dict, points: Points) -> np.ndarray:
+def predict_points(form: str, params: dict, points: Points) -> np.ndarray:
     if form == "gpt4":
         return gpt4_predict(params, points.flops)
     return chinchilla_predict(params, points.params, points.tokens)
@@ -222,8 +222,8 @@ def fit(points: Points, form: str = "gpt4", queries: Sequence[dict] = (), n_boot
     if form not in ("gpt4", "chinchilla"):
         raise ValueError(f"unknown form {form}")
     check_trustworthy(points)
-    params, theta = _fit_once(form, points, None)
-    log_resid = np.log(points.loss) - np.log(_predict_points(form, params, points))
+    params, theta = fit_once(form, points, None)
+    log_resid = np.log(points.loss) - np.log(predict_points(form, params, points))
     dof = max(1, len(points) - len(params))
     resid_std = float(np.sqrt(np.sum(log_resid**2) / dof))
     rng = np.random.default_rng(seed)
@@ -232,7 +232,7 @@ def fit(points: Points, form: str = "gpt4", queries: Sequence[dict] = (), n_boot
         idx = rng.integers(0, len(points), len(points))
         if len(np.unique(points.flops[idx])) < 3:
             continue  # a resample without 3 budgets cannot identify three parameters
-        p, _ = _fit_once(form, points.take(idx), theta)
+        p, _ = fit_once(form, points.take(idx), theta)
         boot_params.append(p)
         noise = rng.choice(log_resid, size=len(queries)) * np.sqrt(len(points) / dof)
         boot_preds.append([_predict(form, p, q) * np.exp(z) for q, z in zip(queries, noise, strict=True)])
@@ -265,9 +265,9 @@ def leave_largest_out(points: Points, form: str, max_k: int = 2) -> list[dict]:
             check_trustworthy(kept)
         except FitUntrusted:
             break
-        p, _ = _fit_once(form, kept, None)
+        p, _ = fit_once(form, kept, None)
         held = points.take(order[-k:])
-        pred = _predict_points(form, p, held)
+        pred = predict_points(form, p, held)
         rel = (pred - held.loss) / held.loss
         rows.append({"k": k, "relative_errors": rel.tolist(), "max_abs_relative_error": float(np.abs(rel).max())})
     return rows

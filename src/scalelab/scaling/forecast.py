@@ -24,6 +24,8 @@ from scalelab.data import CorpusSpec, TokenData, prepare
 from scalelab.errors import UserError
 from scalelab.io import check_output_dir, write_json
 from scalelab.progress import progress
+from scalelab.scaling.capability_forecast import check_capabilities, prepare_suite, preregister_capabilities, score_run
+from scalelab.scaling.capability_suite import suite_hash
 from scalelab.scaling.fit import FitUntrusted, Points, fit
 from scalelab.scaling.ladder import Recipe, RunPlan, design_ladder, plan_run, run_flops
 from scalelab.train import train, validate_config
@@ -52,6 +54,9 @@ class ForecastConfig(BaseModel):
     heldout_fraction: float = 0.05
     eval_tokens: int = 65_536
     device: str = "auto"
+    capabilities: bool = Field(True, description="forecast the capability suite beside the loss")
+    capability_items: int = Field(400, ge=20, description="multiple-choice items of the suite (line_tail_choice)")
+    capability_problems: int = Field(300, ge=20, description="pass-rate problems of the suite (line_end)")
     recipe: Recipe = Recipe()
 
 
@@ -61,7 +66,7 @@ FORECAST_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(jobs=2),
     # A smoke test of the whole pipeline in about a minute (too small to be accurate).
     "cpu-quick": dict(target_flops=2e12, max_fraction=1 / 10, span_decades=1.0, n_seeds=1, n_bootstrap=200,
-                      eval_tokens=16_384, recipe=dict(steps=120)),
+                      eval_tokens=16_384, capability_items=100, capability_problems=60, recipe=dict(steps=120)),
     # One GPU: largest ladder run 1/1000 of the target.
     "gpu": dict(target_flops=2e17, max_fraction=1 / 1000, span_decades=2.0, n_runs=7, eval_tokens=262_144,
                 recipe=dict(vocab_size=4096, seq_len=512, n_head=None, head_dim=64, aspect=128, base_d_model=256,
@@ -157,9 +162,21 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def score_ladder(cfg: ForecastConfig, plans: list[RunPlan], suite: dict, out: Path) -> list[dict]:
+    """Every ladder run's scores on the capability suite (each kept in its run folder)."""
+    with progress() as bar:
+        task = bar.add_task("capability suite", total=len(plans))
+        scores = []
+        for p in plans:
+            scores.append(score_run(out / "ladder" / _ladder_dir(p), suite, cfg.device))
+            bar.advance(task)
+    return scores
+
+
 def preregister(cfg: ForecastConfig, ladder: list[dict], target_plan: RunPlan, target_flops: float,
-                out: Path) -> dict:
-    """Fit the ladder and write prediction.json before the target trains. Raises FitUntrusted."""
+                out: Path, scores: list[dict] | None = None) -> dict:
+    """Fit the ladder (loss and, given suite scores, capabilities) and write prediction.json before the
+    target trains. Raises FitUntrusted when the loss fit cannot be trusted."""
     points = ladder_points(ladder)
     if points.loss[-1] >= points.loss[-2]:
         raise FitUntrusted(f"the largest ladder budget's loss ({points.loss[-1]:.4f}) is not below the next one's "
@@ -177,6 +194,9 @@ def preregister(cfg: ForecastConfig, ladder: list[dict], target_plan: RunPlan, t
         "ladder_hash": ladder_hash(ladder),
         "timestamp": _now(),
     }
+    if scores is not None:
+        prediction["capabilities"] = preregister_capabilities(ladder, scores, target_flops, cfg.n_bootstrap,
+                                                              cfg.level, cfg.seed)
     write_json(out / "prediction.json", prediction)
     return prediction
 
@@ -204,6 +224,8 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
     if not plan_path.exists():  # written once the corpus is known good: a bad one leaves nothing behind
         write_json(plan_path, {"config": cfg.model_dump(), "ladder": [p.model_dump() for p in plans],
                                "target": target_plan.model_dump(), "created": _now()})
+    suite = prepare_suite(cfg.corpus, cfg.heldout_fraction, cfg.seed, out, cfg.capability_items,
+                          cfg.capability_problems) if cfg.capabilities else None
     try:
         ladder = train_ladder(cfg, plans, out, data)
     except TrainingDiverged as e:
@@ -215,7 +237,8 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
         if prediction["ladder_hash"] != ladder_hash(ladder):
             raise UserError(f"{prediction_path} was made from other ladder results; refusing to mix them")
     else:
-        prediction = preregister(cfg, ladder, target_plan, target_flops, out)
+        scores = score_ladder(cfg, plans, suite, out) if suite is not None else None
+        prediction = preregister(cfg, ladder, target_plan, target_flops, out, scores)
     target = _train_plan(cfg, target_plan, out / "target", None, show_progress=True, data=data)
     actual = target["final_eval_loss"]
     lo, hi = prediction["interval_90"]
@@ -240,5 +263,11 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
         "wall_seconds": time.perf_counter() - started,
         "config": cfg.model_dump(),
     }
+    if "capabilities" in prediction:
+        forecast["capabilities"] = check_capabilities(prediction["capabilities"],
+                                                      score_run(out / "target", suite, cfg.device))
+        forecast["capability_suite"] = {"hash": suite_hash(suite), "contamination_hits": suite["contamination"],
+                                        "n_items": {t: len(v["items"]) for t, v in suite["tasks"].items()}}
+        forecast["wall_seconds"] = time.perf_counter() - started
     write_json(out / "forecast.json", forecast)
     return forecast
