@@ -1,4 +1,5 @@
-"""The embedded forecast (`scalelab forecast`, preset cpu) with 3 seeds: relative error, coverage, time.
+"""The embedded forecast (`scalelab forecast`, preset cpu) with 3 seeds: loss and capability errors,
+coverage, time.
 
 Each seed is a full forecast (~12 minutes on 2 cores) in a folder named by the code's commit, so a
 result is never carried over from other code: a finished folder of this commit is reused, an
@@ -23,6 +24,9 @@ from scalelab.provenance import code_version, machine
 from scalelab.report.forecast_report import write_forecast_report
 from scalelab.scaling.fit import FitUntrusted
 from scalelab.scaling.forecast import forecast_config, run_forecast
+
+CAPABILITY_KEYS = ("metric", "form", "predicted", "interval_90", "actual", "abs_error", "relative_error",
+                   "within_interval", "verdict")
 
 
 def _sessions(folder: Path) -> list[dict]:
@@ -62,7 +66,32 @@ def run_seed(preset: str, seed: int, out: Path, cache: Path) -> dict:
             "ladder_seconds_last_session": result["ladder_seconds"],
             "max_ladder_compute_fraction": result["max_ladder_compute_fraction"],
             "ladder_span_decades": result["ladder_span_decades"], "target_flops": result["target_flops"],
-            "precision": result["target"]["precision"]}
+            "precision": result["target"]["precision"],
+            "capabilities": {task: {k: c[k] for k in CAPABILITY_KEYS}
+                             for task, c in (result.get("capabilities") or {}).items()},
+            "capability_contamination_hits": (result.get("capability_suite") or {}).get("contamination_hits")}
+
+
+def _capability_summary(made: list[dict]) -> dict:
+    """Per task, over the seeds: the worst error against the issue's targets and the interval coverage.
+
+    Targets: multiple-choice accuracy within 3 points of the actual; the pass-rate metric
+    (-E[log pass_rate] over kept problems) within 10%; every 90% interval covering."""
+    out: dict = {}
+    for task in sorted({t for r in made for t in r["capabilities"]}):
+        rows = [r["capabilities"][task] for r in made if task in r["capabilities"]]
+        ok = [c for c in rows if c["verdict"] == "ok"]
+        metric = rows[0]["metric"]
+        worst_abs = max((c["abs_error"] for c in ok), default=None)
+        worst_rel = max((abs(c["relative_error"]) for c in ok), default=None)
+        met = (worst_abs is not None and worst_abs <= 0.03) if metric == "accuracy" else \
+            (worst_rel is not None and worst_rel <= 0.10)
+        out[task] = {"metric": metric, "n_predicted": len(ok), "n_not_predictable": len(rows) - len(ok),
+                     "max_abs_error": worst_abs, "max_abs_relative_error": worst_rel,
+                     "coverage": sum(c["within_interval"] for c in ok) / len(ok) if ok else None,
+                     "target": "abs error <= 0.03" if metric == "accuracy" else "relative error <= 10%",
+                     "target_met": bool(met and len(ok) == len(rows) and all(c["within_interval"] for c in ok))}
+    return out
 
 
 def main() -> None:
@@ -89,11 +118,19 @@ def main() -> None:
                   f"{row['actual_loss']:.4f}, error {100 * row['relative_error']:+.2f}%, "
                   f"{'covered' if row['within_interval'] else 'NOT covered'}, {row['wall_seconds']:.0f} s "
                   f"({row['cache']} cache, {row['sessions']} session(s))")
+            for task, c in row["capabilities"].items():
+                if c["verdict"] != "ok":
+                    print(f"  {task}: {c['verdict']}")
+                    continue
+                print(f"  {task} ({c['metric']}): predicted {c['predicted']:.4f} {c['interval_90']}, actual "
+                      f"{c['actual']:.4f}, abs error {c['abs_error']:.4f} ({100 * c['relative_error']:+.1f}%), "
+                      f"{'covered' if c['within_interval'] else 'NOT covered'}")
     made = [r for r in rows if "refused" not in r]
     summary = {"preset": args.preset, "config": forecast_config(args.preset).model_dump(), "code": code,
                "machine": machine(), "runs": rows, "n_refused": len(rows) - len(made),
                "max_abs_relative_error": max((abs(r["relative_error"]) for r in made), default=None),
-               "coverage": sum(r["within_interval"] for r in made) / len(made) if made else None}
+               "coverage": sum(r["within_interval"] for r in made) / len(made) if made else None,
+               "capabilities": _capability_summary(made)}
     path = Path(__file__).parent / "results" / "forecast_accuracy.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(summary, indent=2) + "\n")

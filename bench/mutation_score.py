@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["scaling/fit.py", "evals/stats.py", "evals/cache.py", "train/schedule.py", "align/rlaif.py",
            "align/rbrm.py"]
 TESTS = ["tests/test_scaling.py", "tests/test_evals.py", "tests/test_train.py", "tests/test_align.py"]
-KILLED = {"killed", "timeout"}  # a segfault is the forked test process crashing (torch, sqlite after fork), not a kill
+KILLED = {"killed", "timeout"}  # a segfault is the test process crashing, not a kill
 
 
 def _copy_tree(work: Path, commit: str | None) -> None:
@@ -57,7 +57,7 @@ def _config(modules: list[str], tests: list[str], depth: int) -> str:
     selection = ", ".join(f'"{t}"' for t in tests)
     return (f'[tool.mutmut]\nsource_paths = ["src/"]\nonly_mutate = [{only}]\n'
             f'pytest_add_cli_args_test_selection = [{selection}]\npytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
-            f"max_stack_depth = {depth}\n")
+            f"max_stack_depth = {depth}\nprocess_isolation = \"forkserver\"\n")
 
 
 def _module_of(mutant: str, modules: list[str]) -> str:

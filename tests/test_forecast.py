@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from scalelab.scaling.fit import FitUntrusted
@@ -32,6 +33,7 @@ def test_forecast_preregisters_then_checks_and_resumes(tmp_path, corpus_dir):
     assert prediction["ladder_hash"] == forecast["ladder_hash"]
     for name in ("report.md", "report.html", "forecast.png"):
         assert (out / name).stat().st_size > 0
+    check_capabilities(out, forecast, prediction)
     # resume skips finished work: no run folder is touched again
     stamps = {p: p.stat().st_mtime for p in out.rglob("summary.json")}
     again = run_cli("forecast", "--out", str(out), "--corpus", str(corpus_dir), "--resume", *QUICK, timeout=600)
@@ -49,6 +51,35 @@ def test_forecast_preregisters_then_checks_and_resumes(tmp_path, corpus_dir):
     mixed = run_cli("forecast", "--out", str(out), "--corpus", str(corpus_dir), "--resume", *QUICK, timeout=600)
     assert mixed.returncode == 2 and "other ladder results" in mixed.stderr, mixed.stderr[-2000:]
     assert json.loads((out / "prediction.json").read_text()) == prediction and not (out / "forecast.json").exists()
+
+
+def check_capabilities(out, forecast, prediction):
+    """The suite was made before any run trained, is clean, and every capability number is traceable."""
+    suite = json.loads((out / "capabilities" / "suite.json").read_text())
+    first_run = min(p.stat().st_mtime for p in (out / "ladder").glob("*/config.json"))
+    assert (out / "capabilities" / "suite.json").stat().st_mtime <= first_run
+    assert suite["contamination"] == {"line_tail_choice": 0, "line_end": 0}
+    assert forecast["capability_suite"]["contamination_hits"] == suite["contamination"]
+    for p in (out / "ladder").glob("*/capabilities.json"):
+        assert p.stat().st_mtime <= (out / "prediction.json").stat().st_mtime
+    target = json.loads((out / "target" / "capabilities.json").read_text())
+    assert set(prediction["capabilities"]) == set(forecast["capabilities"]) == {"line_tail_choice", "line_end"}
+    for task, cap in forecast["capabilities"].items():
+        pre = prediction["capabilities"][task]
+        assert set(cap) >= {"metric", "predicted", "interval_90", "actual", "abs_error", "within_interval", "verdict"}
+        assert cap["verdict"] == pre["verdict"] and cap["predicted"] == pre.get("predicted")
+        if task == "line_tail_choice":
+            assert cap["actual"] == target[task]["accuracy"]
+        elif pre.get("kept_problems"):
+            by_id = dict(zip(target[task]["problems"], target[task]["log_pass_rate"], strict=True))
+            assert cap["actual"] == pytest.approx(-np.mean([by_id[i] for i in pre["kept_problems"]]), rel=1e-12)
+        if cap["verdict"] == "ok":
+            lo, hi = cap["interval_90"]
+            assert cap["abs_error"] == pytest.approx(abs(cap["predicted"] - cap["actual"]), rel=1e-12)
+            assert cap["within_interval"] == (lo <= cap["actual"] <= hi)
+            assert (out / f"capability_{task}.png").stat().st_size > 0
+        else:
+            assert cap["verdict"].startswith("not predictable: ") and cap["abs_error"] is None
 
 
 def _tiny_forecast(corpus_spec, **recipe):

@@ -36,8 +36,8 @@ def plot_capability(path: Path, task: str, result: dict, actual: float | None = 
     for pred in result.get("predictions", [])[:1]:
         value = pred[metric]
         lo, hi = pred.get("neg_mean_log_pass_rate_interval", pred["interval"])
-        ax.errorbar([pred["flops"]], [value], yerr=[[value - lo], [hi - value]], fmt="D", color="tab:blue",
-                    capsize=4, label=f"prediction {value:.3f}")
+        ax.errorbar([pred["flops"]], [value], yerr=[[max(0.0, value - lo)], [max(0.0, hi - value)]], fmt="D",
+                    color="tab:blue", capsize=4, label=f"prediction {value:.3f}")
     if actual is not None and result.get("predictions"):
         ax.scatter([result["predictions"][0]["flops"]], [actual], marker="*", s=160, color="tab:green", zorder=4,
                    label=f"actual {actual:.3f}")

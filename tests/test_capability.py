@@ -1,0 +1,285 @@
+"""Capability forecasting: the fits recover known laws, say when they cannot, and read what users have."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from scalelab.scaling.capability import PassRateLadder, TaskLadder, fit_task
+from scalelab.scaling.fit import Points
+
+from .conftest import assert_clean_error, run_cli
+
+BUDGETS = np.logspace(10, 11.5, 6)
+TARGET = 1e13
+
+
+def true_loss(c):
+    return 4.0 * (np.asarray(c) / 1e10) ** -0.3 + 1.0
+
+
+def true_accuracy(c):
+    return 0.25 + 0.7 * expit(-3.0 * (true_loss(c) - 3.5))
+
+
+def ladder(accuracy=None, loss=None, seeds=3, noise=0.01, n_items=400, seed=0) -> TaskLadder:
+    rng = np.random.default_rng(seed)
+    flops = np.repeat(BUDGETS, seeds)
+    loss = true_loss(flops) * np.exp(rng.normal(0, noise, len(flops))) if loss is None else loss
+    acc = true_accuracy(flops) + rng.normal(0, noise, len(flops)) if accuracy is None else accuracy
+    return TaskLadder("t", Points.from_columns(flops=flops, tokens=flops / 6e6, loss=loss), np.clip(acc, 0, 1), 0.25,
+                      np.full(len(flops), n_items))
+
+
+def test_two_step_recovers_a_known_law_and_its_interval_covers_the_truth():
+    result = fit_task(ladder(), "two-step", [{"flops": TARGET}], n_bootstrap=300)
+    assert result["verdict"] == "ok"
+    pred = result["predictions"][0]
+    truth = float(true_accuracy(TARGET))
+    assert abs(pred["accuracy"] - truth) < 0.03
+    assert pred["interval"][0] <= truth <= pred["interval"][1]
+    assert abs(pred["task_loss"] - true_loss(TARGET)) / true_loss(TARGET) < 0.05
+    step1, step2 = result["params"]["step1"], result["params"]["step2"]
+    assert step1["b"] == pytest.approx(-0.3, abs=0.05) and step2["L0"] == pytest.approx(3.5, abs=0.15)
+    # the backtest refits without the largest budgets and predicts them from below
+    back = result["backtest"][0]
+    assert back["k"] == 1 and back["flops"] == [pytest.approx(BUDGETS[-1])]
+    assert back["abs_errors"][0] < 0.03
+
+
+def test_direct_form_fits_accuracy_against_log_compute():
+    flops = np.repeat(BUDGETS, 2)
+    acc = 0.25 + 0.6 * expit(2.5 * (np.log10(flops) - 10.8))
+    lad = TaskLadder("t", Points.from_columns(flops=flops, tokens=flops / 6e6, loss=np.full(len(flops), np.nan)),
+                     acc, 0.25)
+    result = fit_task(lad, "direct", [{"flops": TARGET}], n_bootstrap=200)
+    assert result["verdict"] == "ok"
+    assert result["params"]["log10_C0"] == pytest.approx(10.8, abs=0.05)
+    assert result["predictions"][0]["accuracy"] == pytest.approx(0.25 + 0.6 * expit(2.5 * 2.2), abs=0.01)
+
+
+def test_a_task_at_chance_or_falling_with_compute_gets_a_verdict_not_a_number():
+    rng = np.random.default_rng(1)
+    at_chance = fit_task(ladder(accuracy=0.25 + rng.normal(0, 0.005, 18)), "two-step", [{"flops": TARGET}])
+    assert at_chance["verdict"].startswith("not predictable: every rung is at chance")
+    assert at_chance["predictions"] == []
+    falling = fit_task(ladder(accuracy=np.repeat(np.linspace(0.7, 0.4, 6), 3)), "direct", [{"flops": TARGET}])
+    assert falling["verdict"].startswith("not predictable: inverse scaling: accuracy falls")
+    assert falling["trend"]["spearman"] < -0.9 and falling["trend"]["per_decade"] == pytest.approx(-0.2, abs=0.01)
+    # only the top two budgets leave chance: a sigmoid cannot be pinned down from them
+    acc = np.repeat([0.25, 0.25, 0.25, 0.25, 0.4, 0.6], 3)
+    assert "only 2 budget(s) above chance" in fit_task(ladder(accuracy=acc), "direct", [{"flops": TARGET}])["verdict"]
+    rising_loss = fit_task(ladder(loss=np.repeat(np.linspace(2, 3, 6), 3)), "two-step", [{"flops": TARGET}])
+    assert rising_loss["verdict"].startswith("not predictable: inverse scaling: task loss rises")
+
+
+def passrate_ladder(n_problems=40, seed=0) -> tuple[PassRateLadder, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    flops = np.repeat(BUDGETS, 2)
+    difficulty = rng.uniform(0.5, 3.0, n_problems)
+    log_pass = -difficulty[None, :] * (flops[:, None] / 1e10) ** -0.25 + rng.normal(0, 0.02, (len(flops), n_problems))
+    log_pass[flops < 4e10, :5] = -np.inf  # five problems the smallest models never solve
+    lad = PassRateLadder("code", Points.from_columns(flops=flops, tokens=flops / 6e6, loss=np.full(len(flops), np.nan)),
+                         np.minimum(log_pass, 0), tuple(f"p{i}" for i in range(n_problems)))
+    return lad, difficulty
+
+
+def test_passrate_law_keeps_problems_every_rung_solves_and_buckets_them_by_difficulty():
+    lad, difficulty = passrate_ladder()
+    result = fit_task(lad, "passrate", [{"flops": TARGET}], n_bootstrap=300, n_buckets=3)
+    assert result["verdict"] == "ok"
+    assert result["n_kept"] == 35 and result["n_dropped_unsolved"] == 5
+    assert result["params"]["k"] == pytest.approx(0.25, abs=0.02)
+    pred = result["predictions"][0]
+    truth = difficulty[5:].mean() * (TARGET / 1e10) ** -0.25
+    assert pred["neg_mean_log_pass_rate"] == pytest.approx(truth, rel=0.05)
+    lo, hi = pred["neg_mean_log_pass_rate_interval"]
+    assert lo <= truth <= hi
+    assert pred["mean_log_pass_rate"] == -pred["neg_mean_log_pass_rate"]
+    assert pred["pass_rate"] == pytest.approx(math.exp(-truth), rel=0.05)
+    # buckets run easiest first, one law each, and hold every kept problem once
+    values = [b["predictions"][0]["neg_mean_log_pass_rate"] for b in result["buckets"]]
+    assert values == sorted(values)
+    assert sorted(p for b in result["buckets"] for p in b["problems"]) == sorted(f"p{i}" for i in range(5, 40))
+
+
+def test_passrate_with_no_problem_solved_by_every_rung_is_not_predictable():
+    lad, _ = passrate_ladder()
+    lad.log_pass[0, :] = -np.inf
+    result = fit_task(lad, "passrate", [{"flops": TARGET}])
+    assert result["verdict"].startswith("not predictable: no problem is solved by every rung")
+
+
+def write_rows(path, rows, columns):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def capability_rows(tmp_path):
+    lad = ladder(seeds=1)
+    rows = [{"task": "mc", "accuracy": a, "task_loss": loss, "chance": 0.25, "params": c / 6e6, "tokens": 1e6}
+            for a, loss, c in zip(lad.accuracy, lad.points.loss, lad.points.flops, strict=True)]
+    rows += [{"task": "flat", "accuracy": 0.25, "task_loss": loss, "chance": 0.25, "params": c / 6e6, "tokens": 1e6}
+             for loss, c in zip(lad.points.loss, lad.points.flops, strict=True)]
+    return write_rows(tmp_path / "rows.csv", rows, ["task", "accuracy", "task_loss", "chance", "params", "tokens"])
+
+
+def test_fit_cli_writes_each_task_with_its_verdict_and_a_figure(tmp_path):
+    rows = capability_rows(tmp_path)
+    out = tmp_path / "fit.json"
+    proc = run_cli("fit", str(rows), "--form", "two-step", "--predict-flops", "1e13", "--bootstrap", "100",
+                   "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert set(result) >= {"form", "tasks", "n_points"} and result["n_points"] == 12
+    mc, flat = result["tasks"]["mc"], result["tasks"]["flat"]
+    assert mc["verdict"] == "ok" and set(mc["predictions"][0]) >= {"flops", "accuracy", "interval"}
+    assert set(mc) >= {"predictions", "params", "verdict", "backtest"}
+    assert flat["verdict"].startswith("not predictable") and flat["predictions"] == []
+    assert (tmp_path / "fit-figures" / "mc.png").stat().st_size > 0
+    # nothing predictable: exit 3
+    only_flat = write_rows(tmp_path / "flat.csv", [r for r in csv.DictReader(rows.open()) if r["task"] == "flat"],
+                           ["task", "accuracy", "task_loss", "chance", "params", "tokens"])
+    refused = run_cli("fit", str(only_flat), "--form", "direct", "--predict-flops", "1e13", "--bootstrap", "20")
+    assert refused.returncode == 3 and "no task is predictable" in refused.stderr
+
+
+def test_fit_cli_passrate_from_passes_and_samples(tmp_path):
+    lad, _ = passrate_ladder(20)
+    rng = np.random.default_rng(0)
+    rows = [{"task": "code", "problem": p, "passes": int(rng.binomial(500, math.exp(lp))), "samples": 500,
+             "flops": c, "params": c / 6e6}
+            for c, row in zip(lad.points.flops[::2], lad.log_pass[::2], strict=True)
+            for p, lp in zip(lad.problems, row, strict=True)]
+    path = write_rows(tmp_path / "problems.csv", rows, ["task", "problem", "passes", "samples", "flops", "params"])
+    out = tmp_path / "pr.json"
+    proc = run_cli("fit", str(path), "--form", "passrate", "--predict-flops", "1e13", "--buckets", "2",
+                   "--bootstrap", "100", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    task = json.loads(out.read_text())["tasks"]["code"]
+    assert task["verdict"] == "ok" and len(task["buckets"]) == 2
+    assert set(task["predictions"][0]) >= {"flops", "mean_log_pass_rate", "pass_rate", "interval"}
+
+
+@pytest.mark.parametrize("row, needle", [
+    ({"task": "", "accuracy": "0.5"}, "missing 'task'"),
+    ({"task": "mc", "accuracy": ""}, "missing 'accuracy'"),
+    ({"task": "mc", "accuracy": "1.5"}, "'accuracy' must be between 0 and 1"),
+    ({"task": "mc", "accuracy": "0.5", "task_loss": "-1"}, "'task_loss' must be positive"),
+])
+def test_bad_capability_rows_name_the_file_and_row(tmp_path, row, needle):
+    good = [{"task": "mc", "accuracy": 0.3 + 0.1 * i, "task_loss": 3 - 0.3 * i, "params": 1e6 * 2**i, "tokens": 1e7}
+            for i in range(4)]
+    path = write_rows(tmp_path / "bad.csv", [*good, {"params": 1e9, "tokens": 1e7, **row}],
+                      ["task", "accuracy", "task_loss", "params", "tokens"])
+    proc = run_cli("fit", str(path), "--form", "two-step", "--predict-flops", "1e13")
+    assert_clean_error(proc, f"{path}:6", needle)
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_passes_above_samples_and_too_few_rungs_are_bad_input(tmp_path):
+    cols = ["task", "problem", "passes", "samples", "flops", "tokens"]
+    rows = [{"task": "code", "problem": "p0", "passes": 3, "samples": 10, "flops": 1e10 * 2**i, "tokens": 1e6}
+            for i in range(4)]
+    bad = write_rows(tmp_path / "p.csv", [*rows[:3], {**rows[3], "passes": 11}], cols)
+    assert_clean_error(run_cli("fit", str(bad), "--form", "passrate"), f"{bad}:5", "passes (11) > samples (10)")
+    few = write_rows(tmp_path / "few.csv", rows[:3], cols)
+    assert_clean_error(run_cli("fit", str(few), "--form", "passrate"), str(few), "task 'code' has 3 rung(s)")
+
+
+def write_lm_eval(root, name, acc, gold_logliks):
+    """An lm-evaluation-harness 0.4 output folder: results_DATE.json and samples_TASK_DATE.jsonl."""
+    folder = root / name.replace("/", "__")
+    folder.mkdir(parents=True)
+    date = "2026-11-30T10-00-00.000000"
+    results = {"results": {"arc_easy": {"alias": "arc_easy", "acc,none": acc, "acc_stderr,none": 0.01,
+                                        "acc_norm,none": acc + 0.01}},
+               "n-samples": {"arc_easy": {"original": len(gold_logliks), "effective": len(gold_logliks)}},
+               "config": {"model": "hf", "model_args": f"pretrained={name},dtype=float32"},
+               "model_name": name, "model_name_sanitized": name.replace("/", "__")}
+    (folder / f"results_{date}.json").write_text(json.dumps(results))
+    with open(folder / f"samples_arc_easy_{date}.jsonl", "w") as f:
+        for i, ll in enumerate(gold_logliks):  # lm-eval writes responses as strings
+            resps = [[str(ll - 1.0), "False"] for _ in range(4)]
+            resps[i % 4] = [str(ll), "False"]
+            f.write(json.dumps({"doc_id": i, "target": str(i % 4), "filtered_resps": resps, "acc": 1.0}) + "\n")
+
+
+def test_lm_eval_output_with_a_size_mapping_fits_without_code(tmp_path):
+    from scalelab.scaling.capability_data import read_capabilities
+
+    sizes = [(1e7, 2e8), (2e7, 4e8), (4e7, 8e8), (8e7, 1.6e9), (1.6e8, 3.2e9)]
+    mapping = []
+    for i, (n, d) in enumerate(sizes):
+        loss = float(true_loss(6 * n * d / 1e6))
+        write_lm_eval(tmp_path / "out", f"org/model-{i}", float(true_accuracy(6 * n * d / 1e6)), [-loss] * 5)
+        mapping.append({"model": f"org/model-{i}", "params": n, "tokens": d})
+    path = write_rows(tmp_path / "sizes.csv", mapping, ["model", "params", "tokens"])
+    kind, ladders = read_capabilities(path)
+    lad = ladders["arc_easy"]
+    assert kind == "tasks" and lad.chance == 0.25 and list(lad.n_items) == [5] * 5
+    assert lad.points.loss == pytest.approx([true_loss(6 * n * d / 1e6) for n, d in sizes])  # mean NLL of gold
+    assert lad.accuracy == pytest.approx([true_accuracy(6 * n * d / 1e6) for n, d in sizes])
+    # the same by results file, relative to the mapping
+    files = sorted((tmp_path / "out").glob("*/results_*.json"))
+    by_file = write_rows(tmp_path / "by_file.csv",
+                         [{"results": str(f.relative_to(tmp_path)), "params": n, "tokens": d}
+                          for f, (n, d) in zip(files, sizes, strict=True)], ["results", "params", "tokens"])
+    assert read_capabilities(by_file)[1]["arc_easy"].accuracy == pytest.approx(lad.accuracy)
+    proc = run_cli("fit", str(path), "--form", "two-step", "--predict", "1e9,2e10", "--bootstrap", "50",
+                   "--json", str(tmp_path / "fit.json"))
+    assert proc.returncode == 0, proc.stderr
+    task = json.loads((tmp_path / "fit.json").read_text())["tasks"]["arc_easy"]
+    assert task["params"]["step1"]["form"] == "chinchilla" and task["predictions"][0]["flops"] == 6 * 1e9 * 2e10
+    missing = write_rows(tmp_path / "missing.csv", [{"model": "org/other", "params": 1, "tokens": 1}],
+                         ["model", "params", "tokens"])
+    assert_clean_error(run_cli("fit", str(missing), "--form", "direct"), f"{missing}:2", "model 'org/other'")
+
+
+# --- the main job's suite -------------------------------------------------------------------------
+
+
+def test_suite_comes_from_held_out_code_only_and_cuts_at_word_boundaries(corpus_spec, token_data):
+    from tokenizers import Tokenizer
+
+    from scalelab.data.corpus import split_documents
+    from scalelab.scaling.capability_suite import build_suite
+
+    suite = build_suite(corpus_spec, seed=0, n_choice_items=30, n_pass_items=30)
+    assert suite == build_suite(corpus_spec, seed=0, n_choice_items=30, n_pass_items=30)
+    heldout = {d.source: d.text for d in split_documents(corpus_spec, "heldout")}
+    tok = Tokenizer.from_file(str(token_data.tokenizer_path))
+    choice, passrate = suite["tasks"]["line_tail_choice"]["items"], suite["tasks"]["line_end"]["items"]
+    assert len(choice) == 30 and len(passrate) == 30
+    for it in choice:
+        real = it["choices"][it["answer"]]
+        assert it["source"] in heldout and (it["context"] + real) in heldout[it["source"]]
+        assert len({len(c) for c in it["choices"]}) == 1 and len(set(it["choices"])) == 4 and real[0] == " "
+    for it in passrate:
+        assert (it["prompt"] + it["reference"]) in heldout[it["source"]] and 1 <= len(it["reference"]) <= 4
+        # the prompt's tokens then the reference's are how the whole is tokenised: no token spans the cut
+        whole = tok.encode(it["prompt"] + it["reference"]).ids
+        assert whole == tok.encode(it["prompt"]).ids + tok.encode(it["reference"]).ids
+
+
+def test_pass_rate_from_the_likelihood_is_the_sampled_pass_rate(tiny_run, corpus_spec):
+    """exp(log-likelihood of the reference) is the chance that temperature-1 sampling writes its tokens."""
+    from scalelab.evals.backends import load_backend
+    from scalelab.evals.requests import Generation, Loglikelihood
+    from scalelab.scaling.capability_suite import build_suite
+
+    backend = load_backend(f"run:{tiny_run}")
+    items = build_suite(corpus_spec, seed=0, n_choice_items=0, n_pass_items=40)["tasks"]["line_end"]["items"]
+    probs = np.exp(backend.loglikelihood([Loglikelihood(it["prompt"], it["reference"]) for it in items]))
+    it, p = max(zip(items, probs, strict=True), key=lambda x: -abs(x[1] - 0.5))
+    assert 0.1 < p < 0.9, probs
+    n_tokens = len(backend.encode(it["reference"]))
+    samples = backend.generate([Generation(it["prompt"], max_tokens=n_tokens, temperature=1.0, n=400, seed=3)])[0]
+    rate = np.mean([s.startswith(it["reference"]) for s in samples])
+    assert abs(rate - p) < 4 * math.sqrt(p * (1 - p) / 400) + 0.01, (rate, p)
