@@ -145,3 +145,46 @@ def test_ladder_design_follows_one_recipe():
     assert plan_run(recipe, target, "t").d_model > max(widths)
     with pytest.raises(ValueError, match="exactly one"):
         Recipe(n_head=2, head_dim=8)
+
+
+def test_every_reported_number_of_a_fit_is_what_it_says():
+    """The fields users cite (residual scatter, intervals, band, backtest, JSON) pinned to their definitions."""
+    from scalelab.scaling.fit import _huber, check_trustworthy, fit_once, predict_points
+
+    points = gpt4_points(10, noise=0.01)
+    result = fit(points, "gpt4", [{"flops": 1e21}], n_bootstrap=200, seed=3)
+    resid = np.log(points.loss) - np.log(gpt4_predict(result.params, points.flops))
+    assert result.residual_std == pytest.approx(np.sqrt(np.sum(resid**2) / (10 - 3)), rel=1e-9)
+    pred = result.predictions[0]
+    assert pred["flops"] == 1e21 and pred["loss"] == pytest.approx(float(gpt4_predict(result.params, 1e21)), rel=1e-12)
+    narrow = fit(points, "gpt4", [{"flops": 1e21}], n_bootstrap=200, seed=3, level=0.5).predictions[0]["interval"]
+    assert pred["interval"][0] < narrow[0] < pred["loss"] < narrow[1] < pred["interval"][1]
+    assert 180 <= result.n_bootstrap <= 200 and result.level == 0.9
+    for name, (lo, hi) in result.intervals.items():
+        assert lo < result.params[name] < hi
+    band = result.band
+    assert band["flops"][0] == pytest.approx(points.flops.min() / 1.6) and band["flops"][-1] == pytest.approx(1.6e21)
+    assert all(lo < hi for lo, hi in zip(band["lo"], band["hi"], strict=True))
+    # the backtest is a refit without the k largest budgets, scored on them
+    order = np.argsort(points.flops)
+    assert [row["k"] for row in result.backtest] == [1, 2]
+    for row in result.backtest:
+        kept, held = points.take(order[: -row["k"]]), points.take(order[-row["k"]:])
+        params, _ = fit_once("gpt4", kept, None)
+        expected = (predict_points("gpt4", params, held) - held.loss) / held.loss
+        assert row["relative_errors"] == pytest.approx(expected.tolist(), rel=1e-6)
+        assert row["max_abs_relative_error"] == pytest.approx(np.abs(expected).max(), rel=1e-6)
+    as_json = result.to_json()
+    assert as_json == {"form": "gpt4", "params": result.params, "intervals": result.intervals, "n_points": 10,
+                       "level": 0.9, "n_bootstrap": result.n_bootstrap, "residual_std_log": result.residual_std,
+                       "predictions": result.predictions, "backtest": result.backtest, "band": result.band}
+    # trust: 4 runs on 3 budgets is the least a fit takes
+    three = Points.from_columns(flops=[1e15, 1e16, 1e17, 1e17], params=[1e6] * 4, loss=[3.0, 2.5, 2.2, 2.21])
+    check_trustworthy(three)
+    with pytest.raises(FitUntrusted, match="fewer than 3 distinct"):
+        check_trustworthy(Points.from_columns(flops=[1e15, 1e15, 1e17, 1e17], params=[1e6] * 4,
+                                              loss=[3.0, 2.9, 2.2, 2.1]))
+    # Huber: quadratic inside delta, linear outside, gradient continuous at delta
+    value, grad = _huber(np.array([5e-4, -5e-4, 3e-3, -3e-3]), 1e-3)
+    assert value == pytest.approx([0.5 * 25e-8, 0.5 * 25e-8, 1e-3 * (3e-3 - 5e-4), 1e-3 * (3e-3 - 5e-4)])
+    assert grad == pytest.approx([5e-4, -5e-4, 1e-3, -1e-3])
