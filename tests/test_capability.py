@@ -283,3 +283,41 @@ def test_pass_rate_from_the_likelihood_is_the_sampled_pass_rate(tiny_run, corpus
     samples = backend.generate([Generation(it["prompt"], max_tokens=n_tokens, temperature=1.0, n=400, seed=3)])[0]
     rate = np.mean([s.startswith(it["reference"]) for s in samples])
     assert abs(rate - p) < 4 * math.sqrt(p * (1 - p) / 400) + 0.01, (rate, p)
+
+
+def test_pass_until_intervals_cover_at_their_level():
+    """Inverse sampling to the r-th pass (negative binomial) and capped sampling (binomial), simulated."""
+    from scalelab.scaling.pass_until import estimate
+
+    rng = np.random.default_rng(0)
+    p, r, sims = 0.02, 3, 400
+    covered = 0
+    for _ in range(sims):
+        samples = r + int(rng.negative_binomial(r, p))
+        lo, hi = estimate(r, samples, stopped_at_target=True).interval
+        covered += lo <= p <= hi
+    assert 0.85 <= covered / sims <= 0.97
+    capped = [estimate(int(k), 200, stopped_at_target=False).interval for k in rng.binomial(200, p, sims)]
+    assert 0.85 <= np.mean([lo <= p <= hi for lo, hi in capped]) <= 0.99
+    none = estimate(0, 200, stopped_at_target=False)
+    assert none.rate == 0 and none.log_pass_rate == -math.inf and none.interval[1] == pytest.approx(
+        1 - 0.05 ** (1 / 200), rel=1e-6)
+
+
+def test_pass_until_samples_until_the_target_number_of_passes(tiny_run):
+    from scalelab.evals.backends import load_backend
+    from scalelab.evals.requests import Generation
+    from scalelab.scaling.pass_until import pass_until
+
+    backend = load_backend(f"run:{tiny_run}")
+    prompt = "def compute_1(value, count=None):\n    if count is None:\n        count = "
+    always = pass_until(backend, prompt, lambda s: True, target_passes=3, batch=8, max_tokens=2)
+    assert (always.passes, always.samples, always.stopped_at_target) == (3, 3, True)
+    never = pass_until(backend, prompt, lambda s: False, max_samples=20, batch=8, max_tokens=2)
+    assert (never.passes, never.samples, never.stopped_at_target, never.rate) == (0, 20, False, 0.0)
+    # a checker that accepts many completions (any digit first): the estimate agrees with plain sampling
+    digit = pass_until(backend, prompt, lambda s: s[:1].isdigit(), target_passes=5, batch=8, max_tokens=2, seed=1)
+    assert digit.passes == 5 and digit.interval[0] <= digit.rate <= digit.interval[1]
+    plain = backend.generate([Generation(prompt, max_tokens=2, stop=("\n",), temperature=1.0, n=200, seed=9)])[0]
+    rate = np.mean([s[:1].isdigit() for s in plain])
+    assert digit.interval[0] - 0.05 <= rate <= digit.interval[1] + 0.05, (rate, digit)
