@@ -23,6 +23,7 @@ from scalelab.errors import UserError
 from scalelab.io import read_csv_records, read_json_object, read_jsonl
 from scalelab.scaling.capability import MIN_RUNGS, PassRateLadder, TaskLadder
 from scalelab.scaling.fit import Points
+from scalelab.scaling.points import row_number
 
 SIZE = ("params", "tokens", "flops")
 
@@ -35,16 +36,7 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
 
 
 def _float(path: Path, lineno: int, row: dict, key: str) -> float | None:
-    raw = row.get(key)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise UserError(f"{path}:{lineno}: '{key}' is not a number: {raw!r}") from None
-    if math.isnan(value) or (math.isinf(value) and key != "log_pass_rate"):
-        raise UserError(f"{path}:{lineno}: '{key}' is {raw}")
-    return value
+    return row_number(path, lineno, row, key, allow_inf=key == "log_pass_rate")
 
 
 def _size(path: Path, lineno: int, row: dict) -> tuple[float, float, float]:

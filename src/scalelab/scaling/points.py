@@ -18,7 +18,8 @@ def _rows(path: Path) -> list[tuple[int, dict]]:
     return read_csv_records(path)[1]
 
 
-def _number(path: Path, lineno: int, row: dict, key: str) -> float | None:
+def row_number(path: Path, lineno: int, row: dict, key: str, allow_inf: bool = False) -> float | None:
+    """A row's number under `key` (None when empty); anything else but a finite number is named."""
     raw = row.get(key)
     if raw is None or raw == "":
         return None
@@ -26,10 +27,17 @@ def _number(path: Path, lineno: int, row: dict, key: str) -> float | None:
         value = float(raw)
     except (TypeError, ValueError):
         raise UserError(f"{path}:{lineno}: '{key}' is not a number: {raw!r}") from None
-    if math.isnan(value) or math.isinf(value):
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
         raise UserError(f"{path}:{lineno}: '{key}' is {raw}")
+    return value
+
+
+def _number(path: Path, lineno: int, row: dict, key: str) -> float | None:
+    value = row_number(path, lineno, row, key)
+    if value is None:
+        return None
     if value <= 0:
-        raise UserError(f"{path}:{lineno}: '{key}' must be positive, got {raw}")
+        raise UserError(f"{path}:{lineno}: '{key}' must be positive, got {row[key]}")
     return value
 
 
