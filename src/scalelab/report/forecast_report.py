@@ -1,12 +1,14 @@
-"""The forecast's report: a GPT-4 Figure 1 style PNG, report.md and a self-contained report.html."""
+"""The forecast's report: GPT-4 Figure 1 and 2 style PNGs, report.md and report.html rendered from it."""
 
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 
 import numpy as np
+from jinja2 import Template
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from scalelab.io import write_atomic
 from scalelab.report.capability_plots import plot_capability
@@ -90,6 +92,27 @@ def _capability_lines(f: dict) -> list[str]:
     return lines
 
 
+PAGE = Template("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>scalelab forecast</title>
+<style>body{font-family:sans-serif;max-width:64em;margin:2em auto;padding:0 1em;line-height:1.4}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.25em .5em;text-align:right}
+td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head>
+<body>{{ body }}</body></html>
+""", autoescape=True)
+
+
+def _html(md: str, folder: Path) -> str:
+    """report.md as a self-contained page: Markdown rendered by markdown-it-py, figures inlined."""
+    renderer = MarkdownIt("commonmark").enable("table")
+    tokens = renderer.parse(md)
+    for token in tokens:
+        for child in token.children or []:
+            if child.type == "image":
+                data = base64.b64encode((folder / str(child.attrGet("src"))).read_bytes()).decode()
+                child.attrSet("src", f"data:image/png;base64,{data}")
+    return PAGE.render(body=Markup(renderer.renderer.render(tokens, renderer.options, {})))
+
+
 def write_forecast_report(forecast: dict, out: str | Path) -> None:
     out = Path(out)
     png = out / "forecast.png"
@@ -99,13 +122,5 @@ def write_forecast_report(forecast: dict, out: str | Path) -> None:
             plot_capability(out / f"capability_{task}.png", task, c["fit"], actual=c.get("actual"))
     md = _markdown(forecast)
     write_atomic(out / "report.md", lambda tmp: tmp.write_text(md))
-    image = base64.b64encode(png.read_bytes()).decode()
-    body = "".join(f"<p>{html.escape(line)}</p>\n" for line in md.splitlines()
-                   if line and not line.startswith(("|", "!")))
-    table = "\n".join(f"<tr>{''.join(f'<td>{html.escape(c.strip())}</td>' for c in line.strip('|').split('|'))}</tr>"
-                      for line in md.splitlines() if line.startswith("|") and not line.startswith("|---"))
-    page = (f"<!doctype html><meta charset='utf-8'><title>scalelab forecast</title>"
-            f"<body style='font-family:sans-serif;max-width:60em;margin:auto'>{body}"
-            f"<img src='data:image/png;base64,{image}' alt='loss vs compute'>"
-            f"<table border=1 cellpadding=4>{table}</table>")
+    page = _html(md, out)
     write_atomic(out / "report.html", lambda tmp: tmp.write_text(page))

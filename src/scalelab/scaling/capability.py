@@ -23,7 +23,7 @@ from scipy.optimize import least_squares
 from scipy.special import expit
 from scipy.stats import spearmanr
 
-from scalelab.scaling.fit import FitUntrusted, Points, check_trustworthy, fit_once, predict_points
+from scalelab.scaling.fit import FitUntrusted, Points, band_grid, check_trustworthy, fit_once, predict_points
 
 FORMS = ("two-step", "direct", "passrate")
 MIN_RUNGS = 4
@@ -259,16 +259,13 @@ def _passrate(ladder: PassRateLadder, problems: np.ndarray) -> _Model:
 
 
 def _query_points(queries: list[dict]) -> Points:
-    nan = [np.nan] * len(queries)
     return Points(np.array([q.get("params", np.nan) for q in queries], float),
                   np.array([q.get("tokens", np.nan) for q in queries], float),
-                  np.array([q["flops"] for q in queries], float), np.array(nan, float))
+                  np.array([q["flops"] for q in queries], float), np.full(len(queries), np.nan))
 
 
 def _grid(flops: np.ndarray, queries: list[dict]) -> Points:
-    right = max([flops.max()] + [q["flops"] for q in queries])
-    grid = np.logspace(np.log10(flops.min() / 1.6), np.log10(right * 1.6), 60)
-    return Points(np.full(60, np.nan), np.full(60, np.nan), grid, np.full(60, np.nan))
+    return _query_points([{"flops": c} for c in band_grid(flops, [q["flops"] for q in queries])])
 
 
 def _step1_form(queries: list[dict]) -> str:
@@ -302,7 +299,7 @@ def _fit_task_ladder(ladder: TaskLadder, form: str, queries: list[dict], n_boots
         q = _query_points(queries)
         for pred, loss in zip(result["predictions"], model.task_loss(q), strict=True):
             pred["task_loss"] = float(loss)
-    result["backtest"] = _backtest(ladder, lambda lad: fitter(lad), check=check_accuracy)
+    result["backtest"] = _backtest(ladder, fitter, check=check_accuracy)
     return result
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from scalelab.data import CorpusSpec
 from scalelab.io import write_json
-from scalelab.scaling.capability import PassRateLadder, TaskLadder, fit_task
+from scalelab.scaling.capability import PassRateLadder, TaskLadder, fit_task, kept_problems
 from scalelab.scaling.capability_suite import SAMPLE_BUDGET, build_suite, prompt_examples, score_suite, suite_hash
 from scalelab.scaling.fit import Points
 
@@ -103,8 +103,7 @@ def preregister_capabilities(ladder: list[dict], scores: list[dict], target_flop
             entry["predicted"] = pred[result["metric"]]
             entry["interval_90"] = pred.get("neg_mean_log_pass_rate_interval", pred["interval"])
             if form == "passrate":
-                entry["kept_problems"] = [lad.problems[i] for i in range(len(lad.problems))
-                                          if np.isfinite(lad.log_pass[:, i]).all()]
+                entry["kept_problems"] = [lad.problems[i] for i in kept_problems(lad)]
         out[task] = entry
     return out
 

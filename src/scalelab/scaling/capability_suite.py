@@ -23,7 +23,6 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -186,8 +185,3 @@ def score_suite(backend: Backend, suite: dict) -> dict:
                      "problems": [it["id"] for it in pr]},
     }
 
-
-def write_suite(suite: dict, folder: Path) -> None:
-    from scalelab.io import write_json
-
-    write_json(folder / "suite.json", suite)

@@ -213,6 +213,12 @@ def predict_points(form: str, params: dict, points: Points) -> np.ndarray:
     return chinchilla_predict(params, points.params, points.tokens)
 
 
+def band_grid(flops: np.ndarray, query_flops: Sequence[float] = ()) -> np.ndarray:
+    """The compute grid a fit's band is drawn on: the runs and the queries, with a margin each side."""
+    right = max([float(np.max(flops))] + list(query_flops))
+    return np.logspace(np.log10(np.min(flops) / 1.6), np.log10(right * 1.6), 60)
+
+
 def fit(points: Points, form: str = "gpt4", queries: Sequence[dict] = (), n_bootstrap: int = 1000,
         level: float = 0.9, seed: int = 0, backtest_k: int = 2) -> FitResult:
     """Fit `form`, bootstrap it, predict each query with an interval, and backtest.
@@ -246,8 +252,7 @@ def fit(points: Points, form: str = "gpt4", queries: Sequence[dict] = (), n_boot
                             "interval": [float(lo), float(hi)]})
     band = {}
     if form == "gpt4":
-        right = max([points.flops.max()] + [q["flops"] for q in queries])
-        grid = np.logspace(np.log10(points.flops.min() / 1.6), np.log10(right * 1.6), 60)
+        grid = band_grid(points.flops, [q["flops"] for q in queries])
         curves = np.array([gpt4_predict(p, grid) for p in boot_params])
         lo, hi = np.percentile(curves, [tail, 100 - tail], axis=0)
         band = {"flops": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}

@@ -242,6 +242,13 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
     target = _train_plan(cfg, target_plan, out / "target", None, show_progress=True, data=data)
     actual = target["final_eval_loss"]
     lo, hi = prediction["interval_90"]
+    capabilities = {}
+    if "capabilities" in prediction:
+        capabilities = {
+            "capabilities": check_capabilities(prediction["capabilities"],
+                                               score_run(out / "target", suite, cfg.device)),
+            "capability_suite": {"hash": suite_hash(suite), "contamination_hits": suite["contamination"],
+                                 "n_items": {t: len(v["items"]) for t, v in suite["tasks"].items()}}}
     forecast = {
         "predicted_loss": prediction["predicted_loss"],
         "interval_90": [lo, hi],
@@ -260,14 +267,9 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
         "corpus_fingerprint": target["corpus_fingerprint"],
         "heldout_fingerprint": target["heldout_fingerprint"],
         "ladder_seconds": ladder_seconds,
-        "wall_seconds": time.perf_counter() - started,
         "config": cfg.model_dump(),
+        **capabilities,
+        "wall_seconds": time.perf_counter() - started,
     }
-    if "capabilities" in prediction:
-        forecast["capabilities"] = check_capabilities(prediction["capabilities"],
-                                                      score_run(out / "target", suite, cfg.device))
-        forecast["capability_suite"] = {"hash": suite_hash(suite), "contamination_hits": suite["contamination"],
-                                        "n_items": {t: len(v["items"]) for t, v in suite["tasks"].items()}}
-        forecast["wall_seconds"] = time.perf_counter() - started
     write_json(out / "forecast.json", forecast)
     return forecast
