@@ -1,8 +1,9 @@
 """Reward functions for TRL's GRPO and RLOO trainers, named by a spec string.
 
-`rbrm[:GRADER]` the rule-based reward model (reward by the prompt's `tag` column), `drlaif[:LABELLER]`
-direct RLAIF, `rm:FOLDER` a trained reward model, `py:FILE.py:FUNC` or `py:MODULE:FUNC` a user
-callable with TRL's signature (prompts, completions, **columns) -> list of float or None.
+`rbrm[:GRADER]` the rule-based reward model (reward by the prompt's `tag` column; GRADER a model spec
+or `trained:DIR`), `drlaif[:LABELLER]` direct RLAIF, `rm:FOLDER` a trained reward model,
+`py:FILE.py:FUNC` or `py:MODULE:FUNC` a user callable with TRL's signature
+(prompts, completions, **columns) -> list of float or None.
 A reward that cannot be computed is None, which TRL skips; RBRM's invalid gradings are counted.
 """
 
@@ -14,11 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scalelab.align.rbrm import Rubric, grade
+from scalelab.align.rbrm import GRADER_HELP, Grader, Rubric, grade, load_grader
 from scalelab.align.reward_model import RewardModel
 from scalelab.align.rlaif import direct_rewards
 from scalelab.errors import UserError
-from scalelab.evals.backends import SPEC_HELP, load_backend
 from scalelab.evals.backends.base import Backend
 
 RewardFunc = Callable[..., list[float | None]]
@@ -35,7 +35,7 @@ class RBRMReward:
 
     __name__ = "rbrm"
 
-    def __init__(self, grader: Backend, rubric: Rubric):
+    def __init__(self, grader: Grader, rubric: Rubric):
         self.grader, self.rubric = grader, rubric
         self.invalid = 0
 
@@ -96,18 +96,20 @@ def load_callable(spec: str) -> RewardFunc:
     return func
 
 
-def build_reward(spec: str, rubric: Rubric | None = None, backends: dict[str, Backend] | None = None) -> RewardFunc:
+def build_reward(spec: str, rubric: Rubric | None = None, backends: dict[str, Grader] | None = None) -> RewardFunc:
     """The reward function a spec names; `backends` shares loaded graders between specs."""
     kind, _, rest = spec.partition(":")
     backends = {} if backends is None else backends
     if kind in ("rbrm", "drlaif"):
         model = rest or "smollm2"
+        if kind == "drlaif" and model.startswith("trained:"):
+            raise UserError(f"reward '{spec}': d-RLAIF needs a labelling model, not a trained classifier")
         if model not in backends:
-            backends[model] = load_backend(model)
+            backends[model] = load_grader(model)
         backend = backends[model]
         return RBRMReward(backend, rubric or Rubric.load(None)) if kind == "rbrm" else DirectRLAIFReward(backend)
     if kind == "rm" and rest:
         return RewardModelReward(rest)
     if kind == "py" and rest:
         return load_callable(rest)
-    raise UserError(f"unknown reward '{spec}'; use {REWARD_HELP} (graders: {SPEC_HELP})")
+    raise UserError(f"unknown reward '{spec}'; use {REWARD_HELP} (graders: {GRADER_HELP})")

@@ -81,19 +81,19 @@ def align_rm_eval(
 def align_rbrm(
     data: Annotated[Path, typer.Option(help="JSONL rows: prompt, response, tag (allowed or disallowed)")],
     out: Annotated[Path, typer.Option(help="JSONL of per-item classes and rewards")],
-    grader: Annotated[str, typer.Option(help="grading model spec (smollm2, hf:, gguf:, run:, openai:)")] = "smollm2",
+    grader: Annotated[str, typer.Option(help="grading model spec (smollm2, hf:, gguf:, run:, openai:) or "
+                                             "trained:DIR")] = "smollm2",
     rubric: Annotated[Path | None, typer.Option(help="rubric file of lettered classes (default: GPT-4 style)")] = None,
 ) -> None:
     """Grade responses with a rule-based reward model: class probabilities and rewards per item."""
     from scalelab.align import Rubric, grade
-    from scalelab.evals import load_backend
-    from scalelab.evals.backends import check_model_spec
+    from scalelab.align.rbrm import check_grader_spec, load_grader
     from scalelab.evals.runner import write_samples
     from scalelab.evals.tasks.base import field_of
     from scalelab.io import read_jsonl
 
     check_output_file(out)
-    check_model_spec(grader)
+    check_grader_spec(grader)
     parsed = Rubric.load(rubric)
     items = []
     for line_no, row in read_jsonl(data):
@@ -103,7 +103,7 @@ def align_rbrm(
             raise UserError(f"{where}: tag must be 'allowed' or 'disallowed', not '{tag}'")
         items.append({"prompt": str(field_of(row, "prompt", where)), "response": str(field_of(row, "response", where)),
                       "tag": tag})
-    graded = grade(load_backend(grader), parsed, items)
+    graded = grade(load_grader(grader), parsed, items)
     write_samples(out, graded)
     valid = [g for g in graded if not g["invalid"]]
     mean = sum(g["reward"] for g in valid) / len(valid) if valid else float("nan")
@@ -216,7 +216,7 @@ def align_eval(
     prompts: Annotated[Path, typer.Option(help="prompts with tags or XSTest labels (safe/unsafe)")],
     out: Annotated[Path, typer.Option(help="folder for align_eval.json and the graded replies")],
     baseline: Annotated[str | None, typer.Option(help="baseline spec: adds the policy's win rate against it")] = None,
-    grader: Annotated[str, typer.Option(help="RBRM grader spec")] = "smollm2",
+    grader: Annotated[str, typer.Option(help="RBRM grader spec (a model, or trained:DIR)")] = "smollm2",
     judge: Annotated[str | None, typer.Option(help="win-rate judge spec (default: the grader)")] = None,
     rubric: Annotated[Path | None, typer.Option(help="RBRM rubric file")] = None,
     tag: Annotated[str | None, typer.Option(help="tag for every prompt when the file has none")] = None,
@@ -226,18 +226,22 @@ def align_eval(
     from scalelab.align import Rubric
     from scalelab.align.data import read_prompts
     from scalelab.align.evaluate import refusal_eval, respond, win_rate
+    from scalelab.align.rbrm import check_grader_spec, load_grader
     from scalelab.evals import load_backend
     from scalelab.evals.backends import check_model_spec
     from scalelab.evals.runner import write_samples
     from scalelab.io import write_json
 
     out = check_output_dir(out)
-    for spec in (policy, grader, baseline, judge):
+    for spec in (policy, baseline, judge):
         if spec is not None:
             check_model_spec(spec)
+    check_grader_spec(grader)
+    if baseline and judge is None and grader.startswith("trained:"):
+        raise UserError("--baseline: a trained classifier cannot judge win rates; give --judge MODEL")
     rows = read_prompts(prompts, tag)
     parsed = Rubric.load(rubric)
-    grading = load_backend(grader)
+    grading = load_grader(grader)
     texts = [r["prompt"] for r in rows]
     replies = respond(load_backend(policy), texts, max_tokens)
     result = refusal_eval(grading, parsed, rows, replies)

@@ -22,7 +22,8 @@ class Loglikelihood:
 class Generation:
     """Up to `max_tokens` new tokens after `prompt`, cut at the first stop string; `n` samples.
 
-    `chat=True` sends the prompt as one user message through the model's chat template.
+    `chat=True` sends the prompt as a user message through the model's chat template, after a
+    `system` message and earlier `turns` ((role, content) pairs, user and assistant) when given.
     """
 
     prompt: str
@@ -32,9 +33,20 @@ class Generation:
     n: int = 1
     chat: bool = False
     seed: int = 0
+    system: str = ""
+    turns: tuple[tuple[str, str], ...] = ()
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat messages this request sends: system (if any), earlier turns, then the prompt."""
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return head + [{"role": r, "content": c} for r, c in self.turns] + [{"role": "user", "content": self.prompt}]
 
     def key(self) -> str:
-        return _digest("gen", asdict(self))
+        payload = asdict(self)
+        for name in ("system", "turns"):  # left out when unused, so earlier cached responses keep their keys
+            if not payload[name]:
+                del payload[name]
+        return _digest("gen", payload)
 
 
 def _digest(kind: str, payload: dict) -> str:

@@ -44,3 +44,12 @@ def mcnemar(a: list[float], b: list[float]) -> dict:
     only_a, only_b = int(np.sum(a_arr & ~b_arr)), int(np.sum(~a_arr & b_arr))
     p = float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
     return {"only_a": only_a, "only_b": only_b, "p_value": p}
+
+
+def proportion(k: int, n: int) -> dict:
+    """k successes in n trials: the share with its Wilson 95% CI (sound at 0/n and n/n, where a
+    bootstrap of the items collapses to a point)."""
+    if n == 0:
+        return {"value": None, "ci95": [None, None], "n": 0}
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+    return {"value": k / n, "ci95": [float(ci.low), float(ci.high)], "n": n}

@@ -185,7 +185,7 @@ class HFBackend:
 
     def prompt_ids(self, request: Generation) -> list[int]:
         if request.chat:
-            return self.chat_ids([{"role": "user", "content": request.prompt}])
+            return self.chat_ids(request.messages())
         return self.encode(request.prompt) or [self.prefix_token]
 
     def generate_ids(self, ids: list[int], request: Generation, streamer=None) -> list[str]:
@@ -258,7 +258,7 @@ class HFBackend:
         """Requests with the same settings run in batches of similar prompt length."""
         groups: dict[Generation, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault(replace(r, prompt=""), []).append(i)
+            groups.setdefault(replace(r, prompt="", system="", turns=()), []).append(i)
         out: list[list[str]] = [[] for _ in requests]
         for setting, members in groups.items():
             ids = {i: self.prompt_ids(requests[i]) for i in members}

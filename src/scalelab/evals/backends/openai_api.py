@@ -80,7 +80,7 @@ class OpenAIBackend:
                       stop=list(r.stop)[:4] or None)
         if r.chat:
             resp = self._call(self.client.chat.completions.create,
-                              messages=[{"role": "user", "content": r.prompt}], **common)
+                              messages=r.messages(), **common)
             texts = [c.message.content or "" for c in resp.choices]
         else:
             resp = self._call(self.client.completions.create, prompt=r.prompt, **common)
