@@ -88,6 +88,14 @@ def _world(root: Path) -> None:
     (root / "prompts.jsonl").write_text(json.dumps({"prompt": "p", "tag": "allowed"}) + "\n")
     (root / "prompts_badtag.jsonl").write_text(json.dumps({"prompt": "p", "tag": "sometimes"}) + "\n")
     (root / "prompts_notext.csv").write_text("category,tag\nx,allowed\n")
+    (root / "empty_set.jsonl").write_text("\n")
+    (root / "labels_bad.jsonl").write_text(json.dumps({"prompt": "p", "completion": "c", "label": "maybe"}) + "\n")
+    (root / "labels_nocompletion.jsonl").write_text(json.dumps({"prompt": "p", "label": "refusal"}) + "\n")
+    (root / "labels_refusals.jsonl").write_text(json.dumps({"prompt": "p", "completion": "No.", "label": "refusal"})
+                                                + "\n")
+    (root / "judge_canary.json").write_text(json.dumps({"judge": "canary", "counts": {"tp": 1, "fn": 0, "tn": 1,
+                                                                                      "fp": 0}}))
+    (root / "judge_nocounts.json").write_text(json.dumps({"judge": "refusal"}))
     (root / "sft.json").write_text(json.dumps([{"instruction": "i", "input": "", "output": "o"}]))
     (root / "sft_noout.json").write_text(json.dumps([{"instruction": "i", "input": ""}]))
     (root / "sft_msgs.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
@@ -348,18 +356,70 @@ CASES: list[tuple[str, str]] = [
     ("is a file", "align eval --policy run:{run} --prompts {w}/prompts.jsonl --grader run:{run} --out {w}/afile.txt"),
     ("unknown model spec", "align eval --policy bogus:x --prompts {w}/prompts.jsonl --out {w}/e"),
     ("--rl-steps", "align demo --rl-steps 0 --out {w}/demo"),
+    # --- redteam
+    ("--bogus", "redteam attacks --bogus"),
+    ("unknown attack 'warp'", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --attacks direct,warp "
+                              "--out {w}/rt"),
+    ("only come last", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --attacks pair+cot --out {w}/rt"),
+    ("empty part", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --attacks cot++base64 --out {w}/rt"),
+    ("unknown judge 'oracle'", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --judge oracle "
+                               "--out {w}/rt"),
+    ("not a trained judge", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --judge trained:{w}/adir "
+                            "--out {w}/rt"),
+    ("unknown model spec", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --judge rbrm:bogus:x "
+                           "--out {w}/rt"),
+    ("unknown model spec", "redteam run --target bogus:x --prompts {w}/prompts.jsonl --out {w}/rt"),
+    ("prompts_notext.csv:2", "redteam run --target run:{run} --prompts {w}/prompts_notext.csv --out {w}/rt"),
+    ("prompts_badtag.jsonl:1", "redteam run --target run:{run} --prompts {w}/prompts_badtag.jsonl --out {w}/rt"),
+    ("missing.jsonl", "redteam run --target run:{run} --prompts {w}/missing.jsonl --out {w}/rt"),
+    ("no prompts", "redteam run --target run:{run} --prompts {w}/empty_set.jsonl --out {w}/rt"),
+    ("bin.csv", "redteam run --target run:{run} --prompts {w}/bin.csv --out {w}/rt"),
+    ("measures the judge 'canary'", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --judge refusal "
+                                    "--judge-calibration {w}/judge_canary.json --out {w}/rt"),
+    ("'counts'", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --judge-calibration "
+                 "{w}/judge_nocounts.json --out {w}/rt"),
+    ("bad.json", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --judge-calibration {w}/bad.json "
+                 "--out {w}/rt"),
+    ("not one of the --prompts", "redteam run --target run:{run} --prompts {w}/prompts.jsonl "
+                                 "--system {w}/other.jsonl={w}/corpus.txt --out {w}/rt"),
+    ("missing-system", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --system {w}/missing-system "
+                       "--out {w}/rt"),
+    ("--max-tokens", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --max-tokens 0 --out {w}/rt"),
+    ("--pair-rounds", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --pair-rounds 0 --out {w}/rt"),
+    ("--limit", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --limit 0 --out {w}/rt"),
+    ("is a file", "redteam run --target run:{run} --prompts {w}/prompts.jsonl --out {w}/afile.txt"),
+    ("labels_bad.jsonl:1: label 'maybe'", "redteam calibrate --judge refusal --labels {w}/labels_bad.jsonl "
+                                          "--out {w}/cal"),
+    ("labels_nocompletion.jsonl:1", "redteam calibrate --judge refusal --labels {w}/labels_nocompletion.jsonl "
+                                    "--out {w}/cal"),
+    ("unknown judge", "redteam calibrate --judge nope --labels {w}/labels_refusals.jsonl --out {w}/cal"),
+    ("is a file", "redteam calibrate --judge refusal --labels {w}/labels_refusals.jsonl --out {w}/afile.txt"),
+    ("labels_bad.jsonl:1", "redteam train-judge --model run:{run} --labels {w}/labels_bad.jsonl --out {w}/tj"),
+    ("both refusals and compliances", "redteam train-judge --model run:{run} --labels {w}/labels_refusals.jsonl "
+                                      "--out {w}/tj"),
+    ("--steps", "redteam train-judge --model run:{run} --labels {w}/labels_refusals.jsonl --steps 0 --out {w}/tj"),
+    ("unknown model spec", "redteam train-judge --model openai:m@http://x/v1 --labels {w}/labels_refusals.jsonl "
+                           "--out {w}/tj"),
+    ("no compliance-labelled rows", "redteam judge-attack --judge refusal --responses {w}/labels_refusals.jsonl "
+                                    "--out {w}/ja"),
+    ("unknown wrapper 'nope'", "redteam judge-attack --judge refusal --responses {w}/labels_refusals.jsonl "
+                               "--wrappers nope --out {w}/ja"),
+    ("labels_bad.jsonl:1", "redteam judge-attack --judge refusal --responses {w}/labels_bad.jsonl --out {w}/ja"),
+    ("is a file", "redteam demo --out {w}/afile.txt"),
     ("--sft-steps", "align demo --sft-steps -1 --out {w}/demo"),
     ("is a file", "align demo --out {w}/afile.txt"),
 ]
 
 
 def test_the_battery_is_large_and_covers_every_command():
-    from scalelab.cli.app import align_app, app
+    from scalelab.cli.app import align_app, app, redteam_app
 
     assert len(CASES) >= 100
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}
     commands |= {f"align {c.name}" for c in align_app.registered_commands}
-    covered = {" ".join(line.split()[:2]) if line.startswith("align") else line.split()[0] for _, line in CASES}
+    commands |= {f"redteam {c.name}" for c in redteam_app.registered_commands}
+    covered = {" ".join(line.split()[:2]) if line.startswith(("align", "redteam")) else line.split()[0]
+               for _, line in CASES}
     assert commands <= covered, commands - covered
 
 

@@ -15,7 +15,8 @@ import typer
 from scalelab.cli.app import app
 from scalelab.errors import UserError
 
-for _stage in ("scaling", "evals", "align"):  # each attaches its commands; --help lists them in pipeline order
+# each attaches its commands; --help lists them in pipeline order
+for _stage in ("scaling", "evals", "align", "redteam"):
     importlib.import_module(f"scalelab.cli.{_stage}")
 
 

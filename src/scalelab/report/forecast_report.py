@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import numpy as np
-from jinja2 import Template
-from markdown_it import MarkdownIt
-from markupsafe import Markup
 
-from scalelab.io import write_atomic
 from scalelab.report.capability_plots import plot_capability
+from scalelab.report.page import write_page
 from scalelab.report.plots import plot_loss_vs_compute
 from scalelab.scaling.forecast import ladder_points
 
@@ -92,27 +88,6 @@ def _capability_lines(f: dict) -> list[str]:
     return lines
 
 
-PAGE = Template("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>scalelab forecast</title>
-<style>body{font-family:sans-serif;max-width:64em;margin:2em auto;padding:0 1em;line-height:1.4}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.25em .5em;text-align:right}
-td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head>
-<body>{{ body }}</body></html>
-""", autoescape=True)
-
-
-def _html(md: str, folder: Path) -> str:
-    """report.md as a self-contained page: Markdown rendered by markdown-it-py, figures inlined."""
-    renderer = MarkdownIt("commonmark").enable("table")
-    tokens = renderer.parse(md)
-    for token in tokens:
-        for child in token.children or []:
-            if child.type == "image":
-                data = base64.b64encode((folder / str(child.attrGet("src"))).read_bytes()).decode()
-                child.attrSet("src", f"data:image/png;base64,{data}")
-    return PAGE.render(body=Markup(renderer.renderer.render(tokens, renderer.options, {})))
-
-
 def write_forecast_report(forecast: dict, out: str | Path) -> None:
     out = Path(out)
     png = out / "forecast.png"
@@ -120,7 +95,4 @@ def write_forecast_report(forecast: dict, out: str | Path) -> None:
     for task, c in (forecast.get("capabilities") or {}).items():
         if c.get("fit"):
             plot_capability(out / f"capability_{task}.png", task, c["fit"], actual=c.get("actual"))
-    md = _markdown(forecast)
-    write_atomic(out / "report.md", lambda tmp: tmp.write_text(md))
-    page = _html(md, out)
-    write_atomic(out / "report.html", lambda tmp: tmp.write_text(page))
+    write_page(_markdown(forecast), out, "scalelab forecast")
