@@ -54,3 +54,22 @@ def code_version() -> dict[str, object]:
     except metadata.PackageNotFoundError:
         version = None
     return {"version": version, "commit": commit, "dirty": dirty}
+
+
+_command: list[str] | None = None
+
+
+def set_command(argv: list[str]) -> None:
+    """Record the command line this process runs (the CLI does, once, before any work)."""
+    global _command
+    _command = list(argv)
+
+
+def stamp() -> dict[str, object]:
+    """What every result file carries: the command that made it (when run from the CLI), the machine,
+    the code, and when."""
+    import shlex
+    from datetime import UTC, datetime
+
+    return {"command": "scalelab " + shlex.join(_command) if _command is not None else None, "machine": machine(),
+            "code": code_version(), "created": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -28,6 +28,7 @@ from scalelab.evals import load_backend
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.stats import paired_difference, summarize
 from scalelab.io import check_output_dir, read_jsonl, write_atomic, write_json
+from scalelab.provenance import stamp
 
 
 @dataclass
@@ -144,5 +145,5 @@ def demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str, Any
               "grader_check": grader_check(grader, rubric, SFT_EXAMPLES),
               "before": before, "after": after, "change": _change(before, after, prompts),
               "win_rate_vs_base": win, "sft": sft_result, "rl": rl_result, "seconds": seconds}
-    write_json(out / "align_report.json", report)
+    write_json(out / "align_report.json", report | {"provenance": stamp()})
     return report

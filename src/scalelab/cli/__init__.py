@@ -14,6 +14,7 @@ import typer
 
 from scalelab.cli.app import app
 from scalelab.errors import UserError
+from scalelab.provenance import set_command
 
 # each attaches its commands; --help lists them in pipeline order
 for _stage in ("scaling", "evals", "align", "redteam"):
@@ -23,6 +24,7 @@ for _stage in ("scaling", "evals", "align", "redteam"):
 def main() -> None:
     # deprecation notices from the libraries underneath are for their callers' code, not for users
     warnings.filterwarnings("ignore", category=FutureWarning)
+    set_command(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except UserError as e:

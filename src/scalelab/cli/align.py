@@ -231,6 +231,7 @@ def align_eval(
     from scalelab.evals.backends import check_model_spec
     from scalelab.evals.runner import write_samples
     from scalelab.io import write_json
+    from scalelab.provenance import stamp
 
     out = check_output_dir(out)
     for spec in (policy, baseline, judge):
@@ -249,7 +250,8 @@ def align_eval(
     if baseline:
         base_replies = respond(load_backend(baseline), texts, max_tokens)
         result["win_rate"] = win_rate(load_backend(judge) if judge else grading, texts, replies, base_replies)
-    write_json(out / "align_eval.json", {"policy": policy, "baseline": baseline, "grader": grader, **result})
+    write_json(out / "align_eval.json", {"policy": policy, "baseline": baseline, "grader": grader, **result,
+                                         "provenance": stamp()})
     for name in ("refusal_rate", "over_refusal_rate", "refusal_rate_by_phrase", "over_refusal_rate_by_phrase",
                  "reward"):
         m = result[name]

@@ -17,8 +17,8 @@ from scalelab.io import check_output_dir, check_output_file
 @app.command("eval")
 def eval_(
     out: Annotated[Path, typer.Option(help="results folder: results.json and samples_<task>.jsonl")],
-    tasks: Annotated[str, typer.Option(help="comma-separated: mmlu, mmlu_<lang>, truthfulqa_mc, humaneval, "
-                                            "or .yaml/.jsonl task specs")],
+    tasks: Annotated[str, typer.Option(help="comma-separated: mmlu, mmlu_<lang>, truthfulqa_mc, humaneval, nlvr, "
+                                            "scenes, or .yaml/.jsonl task specs (rows with images too)")],
     model: Annotated[str | None, typer.Option(help="smollm2, hf:PATH, gguf:PATH, run:RUN_DIR, "
                                                    "openai:MODEL@BASE_URL")] = None,
     data: Annotated[list[str] | None, typer.Option(help="TASK=PATH, once per task")] = None,
@@ -38,6 +38,7 @@ def eval_(
     contamination_corpus: Annotated[list[str] | None, typer.Option(
         help="also report every metric on the clean and contaminated items (GPT-4's substring check)")] = None,
     precision: Precision = "auto",
+    image_dir: Annotated[Path | None, typer.Option(help="where NLVR's images are (default: beside its JSON)")] = None,
 ) -> None:
     """Evaluate a model on tasks: metrics with standard errors and bootstrap CIs, per-item samples."""
     from scalelab.evals import evaluate, load_backend, load_task, read_completions
@@ -55,7 +56,13 @@ def eval_(
     grader_backend = load_backend(grader, precision=precision, api_key=api_key) if grader else None
     settings = dict(n=n, temperature=temperature, given=given, parallel=sandboxes)
     loaded = [load_task(t.strip(), data_map(data), shots=shots, limit=limit, grader=grader_backend,
-                        humaneval=settings) for t in tasks.split(",") if t.strip()]
+                        humaneval=settings, image_dir=str(image_dir) if image_dir else None)
+              for t in tasks.split(",") if t.strip()]
+    if model and not model.startswith("openai:") and any(s.images for t in loaded for s in t.samples):
+        from scalelab.evals.backends import hf_folder, is_vision_folder
+
+        if not is_vision_folder(hf_folder(model)):
+            raise UserError(f"model {model} is a text-only model and takes no images; the tasks hold image items")
     backend = load_backend(model, precision=precision, api_key=api_key) if model else None
     results = evaluate(backend, loaded, out, model_name=model or f"samples:{samples}", cache_path=cache)
     if contamination_corpus:
@@ -92,6 +99,7 @@ def contamination(
     from scalelab.evals import load_task
     from scalelab.evals.runner import read_results
     from scalelab.io import write_json
+    from scalelab.provenance import stamp
 
     check_output_dir(out)
     if results is not None:  # the eval folder is read and its results.json checked before any scan
@@ -102,7 +110,7 @@ def contamination(
     tasks = [load_task(name, paths, shots=0) for name in paths]
     report = check(examples_of(tasks), corpus, method=method, seed=seed, threshold=threshold, jobs=jobs,
                    text_field=text_field)
-    write_json(out / "contamination.json", report)
+    write_json(out / "contamination.json", report | {"provenance": stamp()})
     print(f"{'task':20s} {'n':>7s} {'contaminated':>13s} {'fraction':>9s}")
     for name, entry in report["tasks"].items():
         print(f"{name:20s} {entry['n']:7d} {entry['n_contaminated']:13d} {entry['fraction']:9.2%}")
@@ -122,7 +130,7 @@ def serve(
     precision: Precision = "auto",
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions)."""
-    from scalelab.evals.backends import HFBackend, load_backend
+    from scalelab.evals.backends import HFBackend, HFVisionBackend, load_backend
     from scalelab.evals.server import listen
     from scalelab.evals.server import serve as run_server
 
@@ -130,7 +138,7 @@ def serve(
         raise UserError("serve takes a local model: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")
     listening = listen(host, port)  # before the model loads: a port in use fails at once
     backend = load_backend(model, precision=precision)
-    assert isinstance(backend, HFBackend)
+    assert isinstance(backend, HFBackend | HFVisionBackend)
     print(f"serving {name or model} on http://{host}:{port}/v1", file=sys.stderr, flush=True)
     run_server(backend, name or model, listening)
 

@@ -17,7 +17,8 @@ from scalelab.io import check_output_dir, check_output_file
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="run folder")],
-    preset: Annotated[str | None, typer.Option(help="named preset: tiny, small, gpu-medium")] = None,
+    preset: Annotated[str | None, typer.Option(help="named preset: tiny, small, gpu-medium; vlm-tiny, vlm-smollm2 "
+                                                    "(a vision-language model on the embedded scenes)")] = None,
     config: Annotated[Path | None, typer.Option(help="JSON or TOML file of settings")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
@@ -25,10 +26,14 @@ def train(
     """Train one model into a run folder (summary.json, metrics.jsonl, checkpoint.pt)."""
     from scalelab.train import TrainingDiverged, build_config
     from scalelab.train import train as run_training
+    from scalelab.train.vlm_trainer import VLM_PRESETS, is_vlm_run
 
     if not resume and preset is None and config is None:
         raise UserError("give --preset NAME or --config FILE (or --resume)")
     check_output_dir(out)
+    if preset in VLM_PRESETS or (resume and is_vlm_run(out)) or _is_vlm_file(config):
+        _train_vlm(out, preset, config, set_, resume)
+        return
     cfg = build_config(preset or ("tiny" if resume else None), config, set_)
     try:
         summary = run_training(cfg, out, resume=resume)
@@ -38,16 +43,65 @@ def train(
           f"({summary['flops']:.3g} FLOPs) in {summary['wall_seconds']:.1f}s -> {out / 'summary.json'}")
 
 
+def _is_vlm_file(config: Path | None) -> bool:
+    from scalelab.train.config import load_config_file
+
+    return config is not None and load_config_file(config).get("kind") == "vlm"
+
+
+def _train_vlm(out: Path, preset: str | None, config: Path | None, set_: list[str] | None, resume: bool) -> None:
+    """`scalelab train` for a vision-language model: the same options, VLM settings."""
+    from scalelab.train.config import load_config_file, parse_override
+    from scalelab.train.vlm_trainer import VLM_PRESETS, train_vlm, validate_vlm_config
+
+    values = dict(VLM_PRESETS.get(preset or "", {}))
+    if config is not None:
+        values.update(load_config_file(config))
+    values.update(dict(parse_override(o) for o in set_ or []))
+    cfg = validate_vlm_config(values, source=str(config or preset or "settings"))
+    if cfg.text == "pretrained":
+        from scalelab.evals.backends import check_model_spec, hf_folder
+
+        if not Path(cfg.text_model).is_dir():
+            check_model_spec(cfg.text_model, local=True)
+            cfg = cfg.model_copy(update={"text_model": str(hf_folder(cfg.text_model))})
+    s = train_vlm(cfg, out, resume=resume)
+    types = ", ".join(f"{q} {v['accuracy']:.2f} (chance {v['chance']:.2f})" for q, v in s["by_type"].items())
+    print(f"held-out answer loss {s['final_eval_loss']:.4f}; accuracy {s['accuracy']:.3f}: {types}; "
+          f"{s['flops']:.3g} FLOPs in {s['wall_seconds']:.1f}s -> {out / 'summary.json'}")
+
+
+def _vlm_forecast(out: Path, resume: bool, jobs: int | None, corpus: str | None, **overrides) -> None:
+    from scalelab.report.forecast_report import write_vlm_forecast_report
+    from scalelab.scaling.fit import FitUntrusted
+    from scalelab.scaling.vlm_forecast import VLMForecastConfig, run_vlm_forecast
+
+    if jobs is not None or corpus is not None:
+        raise UserError("--preset vlm-cpu trains on the embedded scenes in one process: --jobs and --corpus do not "
+                        "apply")
+    cfg = VLMForecastConfig(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        result = run_vlm_forecast(cfg, out, resume=resume)
+    except FitUntrusted as e:
+        fail(f"no prediction: {e}", 3)
+    write_vlm_forecast_report(result, out)
+    lo, hi = result["interval_90"]
+    print(f"answer loss predicted {result['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}]  actual "
+          f"{result['actual_loss']:.4f}  error {100 * result['relative_error']:+.2f}%  -> {out / 'forecast.json'}")
+
+
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a finished or checkpointed run folder")],
     out_dir: Annotated[Path, typer.Argument(help="Hugging Face folder to write")],
 ) -> None:
-    """Write a Hugging Face LlamaForCausalLM folder (safetensors, config.json, tokenizer)."""
+    """Write a Hugging Face folder: LlamaForCausalLM, or LlavaForConditionalGeneration with its processor."""
     from scalelab.train.export import export_run
+    from scalelab.train.vlm_export import export_vlm
+    from scalelab.train.vlm_trainer import is_vlm_run
 
     check_output_dir(out_dir)
-    export_run(run_dir, out_dir)
+    (export_vlm if is_vlm_run(run_dir) else export_run)(run_dir, out_dir)
     print(f"wrote {out_dir}")
 
 
@@ -169,7 +223,8 @@ def _file_name(task: str) -> str:
 @app.command()
 def forecast(
     out: Annotated[Path, typer.Option(help="forecast folder")] = Path("runs/forecast"),
-    preset: Annotated[str, typer.Option(help="cpu (default, ~15 min on 2 cores), cpu-quick, gpu")] = "cpu",
+    preset: Annotated[str, typer.Option(help="cpu (default, ~15 min on 2 cores), cpu-quick, gpu; vlm-cpu (a "
+                                             "vision-language ladder on the embedded scenes)")] = "cpu",
     resume: Annotated[bool, typer.Option(help="continue the forecast in --out, skipping finished runs")] = False,
     target_flops: Annotated[float | None, typer.Option(help="compute of the target run",
                                                        callback=bounded(0, low_open=True))] = None,
@@ -189,6 +244,10 @@ def forecast(
     from scalelab.scaling.forecast import forecast_config, run_forecast
 
     check_output_dir(out)
+    if preset == "vlm-cpu":
+        _vlm_forecast(out, resume, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
+                      span_decades=span, seed=seed, jobs=jobs, corpus=corpus)
+        return
     cfg = forecast_config(preset, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
                           span_decades=span, jobs=jobs, seed=seed, corpus=corpus)
     try:

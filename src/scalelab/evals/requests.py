@@ -9,13 +9,15 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class Loglikelihood:
-    """log P(continuation | context), summed over the continuation's tokens."""
+    """log P(continuation | context), summed over the continuation's tokens; `images` (PNG data URLs)
+    go where the context's `<image>` markers stand."""
 
     context: str
     continuation: str
+    images: tuple[str, ...] = ()
 
     def key(self) -> str:
-        return _digest("ll", asdict(self))
+        return _digest("ll", _used(asdict(self)))
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Generation:
     seed: int = 0
     system: str = ""
     turns: tuple[tuple[str, str], ...] = ()
+    images: tuple[str, ...] = ()  # PNG data URLs, placed at the prompt's `<image>` markers
 
     def messages(self) -> list[dict[str, str]]:
         """The chat messages this request sends: system (if any), earlier turns, then the prompt."""
@@ -42,11 +45,13 @@ class Generation:
         return head + [{"role": r, "content": c} for r, c in self.turns] + [{"role": "user", "content": self.prompt}]
 
     def key(self) -> str:
-        payload = asdict(self)
-        for name in ("system", "turns"):  # left out when unused, so earlier cached responses keep their keys
-            if not payload[name]:
-                del payload[name]
-        return _digest("gen", payload)
+        return _digest("gen", _used(asdict(self)))
+
+
+def _used(payload: dict) -> dict:
+    """A request's fields without the optional ones it leaves empty, so the cache keys of requests
+    made before those fields existed stay the same."""
+    return {k: v for k, v in payload.items() if k not in ("system", "turns", "images") or v}
 
 
 def _digest(kind: str, payload: dict) -> str:

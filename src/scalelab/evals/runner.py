@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from scalelab.evals.stats import summarize
 from scalelab.evals.tasks import HumanEvalTask, Task
 from scalelab.io import check_output_dir, read_json_object, read_jsonl, write_atomic, write_json
 from scalelab.progress import progress
+from scalelab.provenance import stamp
 
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -29,6 +31,15 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["groups"] = {g: aggregate([{k: v for k, v in r.items() if k != "group"} for r in rows
                                        if r.get("group") == g]) for g in groups}
     return out
+
+
+def task_fingerprint(task: Task) -> str:
+    """sha256 over a task's items as the model sees them (prompts, choices, targets, images): two results
+    with the same fingerprint scored the same data."""
+    h = hashlib.sha256()
+    for s in task.samples:
+        h.update(json.dumps([s.id, s.prompt, s.choices, str(s.target), list(s.images)]).encode())
+    return h.hexdigest()
 
 
 def write_samples(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -57,10 +68,12 @@ def evaluate(model: Backend | None, tasks: list[Task], out: str | Path, model_na
             cached = CachedBackend(model, cache, on_answer=lambda n, job=job: bar.advance(job, n)) if model else None
             rows = task.run(cached)
             all_rows[task.name] = rows
-            results["tasks"][task.name] = aggregate(rows)
+            results["tasks"][task.name] = aggregate(rows) | getattr(task, "info", {}) | {
+                "fingerprint": task_fingerprint(task)}
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in all_rows.items():
         write_samples(out / f"samples_{name}.jsonl", rows)
+    results["provenance"] = stamp()
     write_json(out / "results.json", results)
     return results
 

@@ -187,10 +187,13 @@ class GPT(nn.Module):
             g["lr"] = lr * g["lr_scale"]
         return groups
 
-    def forward(self, idx: torch.Tensor, return_hidden: bool = False) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, return_hidden: bool = False, embeds: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Logits (or final hidden states) for token ids; `embeds` replaces the token embeddings
+        (a vision-language model's input, image patches placed among the tokens)."""
         t = idx.shape[1]
         cos, sin = self.rope_cos[:t], self.rope_sin[:t]
-        x = self.embed_tokens(idx)
+        x = self.embed_tokens(idx) if embeds is None else embeds
         for block in self.layers:
             x = block(x, cos, sin)
         x = self.norm(x)

@@ -26,7 +26,7 @@ from scalelab.evals.runner import write_samples
 from scalelab.evals.stats import proportion
 from scalelab.io import check_output_dir, write_json
 from scalelab.progress import progress
-from scalelab.provenance import code_version, machine
+from scalelab.provenance import stamp
 from scalelab.redteam.attacks import Chain, Context, Conversation, decode_reply, parse_attacks, start
 from scalelab.redteam.behaviours import Behaviour
 from scalelab.redteam.calibration import agreement, corrected_rate
@@ -242,7 +242,7 @@ def run_redteam(target: str, behaviours: list[Behaviour], out: str | Path, setti
     if calibration is not None:
         result["judge_calibration"] = {k: calibration[k] for k in ("sensitivity", "specificity", "counts")
                                        if k in calibration}
-    result.update(seconds=time.perf_counter() - began, machine=machine(), code=code_version())
+    result.update(seconds=time.perf_counter() - began, provenance=stamp())
     write_samples(out / "samples.jsonl", samples)
     write_json(out / "redteam.json", result)
     return result

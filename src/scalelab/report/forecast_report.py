@@ -12,17 +12,22 @@ from scalelab.report.plots import plot_loss_vs_compute
 from scalelab.scaling.forecast import ladder_points
 
 
-def _figure(forecast: dict, path: Path) -> None:
+def loss_figure(forecast: dict, path: Path) -> None:
+    """GPT-4's Figure 1 for a forecast: ladder, fit and band, the pre-registered prediction, the actual."""
     fit = forecast["fit"]
-    points = ladder_points(forecast["ladder"])
+    vlm = forecast.get("kind") == "vlm"
+    points = ladder_points(forecast["ladder"]) if not vlm else None
+    flops = np.array([e["flops"] for e in forecast["ladder"]]) if vlm else points.flops
+    loss = np.array([e["final_eval_loss"] for e in forecast["ladder"]]) if vlm else points.loss
     band = fit["band"]
     plot_loss_vs_compute(
-        path, points.flops, points.loss, fit["params"], "Predicted vs actual held-out loss",
+        path, flops, loss, fit["params"],
+        "Held-out answer loss of image questions" if vlm else "Predicted vs actual held-out loss",
         band=(np.array(band["flops"]), np.array(band["lo"]), np.array(band["hi"])),
         predicted=(forecast["target_flops"], forecast["predicted_loss"], forecast["interval_90"]),
         actual=(forecast["target_flops"], forecast["actual_loss"]),
-        runs=(np.array([e["flops"] for e in forecast["ladder"]]),
-              np.array([e["final_eval_loss"] for e in forecast["ladder"]])),
+        runs=None if vlm else (np.array([e["flops"] for e in forecast["ladder"]]),
+                               np.array([e["final_eval_loss"] for e in forecast["ladder"]])),
     )
 
 
@@ -90,9 +95,32 @@ def _capability_lines(f: dict) -> list[str]:
 
 def write_forecast_report(forecast: dict, out: str | Path) -> None:
     out = Path(out)
-    png = out / "forecast.png"
-    _figure(forecast, png)
+    loss_figure(forecast, out / "forecast.png")
     for task, c in (forecast.get("capabilities") or {}).items():
         if c.get("fit"):
             plot_capability(out / f"capability_{task}.png", task, c["fit"], actual=c.get("actual"))
     write_page(_markdown(forecast), out, "scalelab forecast")
+
+
+def write_vlm_forecast_report(forecast: dict, out: str | Path) -> None:
+    """The vision-language forecast's figure and page: answer loss against compute, as Figure 1."""
+    out = Path(out)
+    loss_figure(forecast, out / "forecast.png")
+    lo, hi = forecast["interval_90"]
+    p = forecast["fit"]["params"]
+    lines = ["# scalelab forecast: a vision-language ladder", "",
+             f"Predicted held-out answer loss **{forecast['predicted_loss']:.4f}** (90% interval {lo:.4f} – {hi:.4f}), "
+             f"pre-registered at {forecast['prediction_timestamp']}; actual **{forecast['actual_loss']:.4f}**, "
+             f"relative error {100 * forecast['relative_error']:+.2f}%, "
+             f"{'inside' if forecast['within_interval'] else 'OUTSIDE'} the interval.", "",
+             f"Fit: L(C) = {p['a']:.4g}·C^{p['b']:.4f} + {p['c']:.4f}; largest ladder run "
+             f"{forecast['max_ladder_compute_fraction']:.3f} of the target's {forecast['target_flops']:.3g} FLOPs.",
+             "", "![answer loss vs compute](forecast.png)", "",
+             "| run | seed | width | steps | params | FLOPs | answer loss | accuracy | seconds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for e in forecast["ladder"] + [{**forecast["target"], "name": "target", "seed": forecast["config"]["seed"]}]:
+        lines.append(f"| {e['name']} | {e['seed']} | {e['d_model']} | {e['steps']} | {e['params']:,} | "
+                     f"{e['flops']:.3g} | {e['final_eval_loss']:.4f} | {e['accuracy']:.3f} | "
+                     f"{e['wall_seconds']:.0f} |")
+    lines += ["", f"Ladder {forecast['ladder_seconds']:.0f} s, whole forecast {forecast['wall_seconds']:.0f} s."]
+    write_page("\n".join(lines) + "\n", out, "scalelab forecast (vision-language)")

@@ -78,8 +78,9 @@ def _markdown(r: dict) -> str:
         for judge, g in r["agreement_with_canary"].items():
             lines.append(f"| {judge} | {_interval(g['agreement'])} | {_interval(g['sensitivity'])} | "
                          f"{_interval(g['specificity'])} | {g['n']} | {g['n_unscored']} |")
-    lines += ["", f"{r['seconds']:.0f} s on {r['machine']['cpu']}; scalelab {r['code']['version']} "
-                  f"({r['code']['commit'][:10] if r['code'].get('commit') else 'no commit'})."]
+    p = r["provenance"]
+    lines += ["", f"{r['seconds']:.0f} s on {p['machine']['cpu']}; scalelab {p['code']['version']} "
+                  f"({p['code']['commit'][:10] if p['code'].get('commit') else 'no commit'})."]
     return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,7 @@ from scalelab.data import CorpusSpec, TokenData, prepare
 from scalelab.errors import UserError
 from scalelab.io import check_output_dir, write_json
 from scalelab.progress import progress
+from scalelab.provenance import stamp
 from scalelab.scaling.capability_forecast import check_capabilities, prepare_suite, preregister_capabilities, score_run
 from scalelab.scaling.capability_suite import suite_hash
 from scalelab.scaling.fit import FitUntrusted, Points, fit
@@ -270,6 +271,7 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
         "config": cfg.model_dump(),
         **capabilities,
         "wall_seconds": time.perf_counter() - started,
+        "provenance": stamp(),
     }
     write_json(out / "forecast.json", forecast)
     return forecast

@@ -8,6 +8,7 @@ from scalelab.errors import UserError
 from scalelab.evals.backends.base import Backend
 from scalelab.evals.backends.hf import HFBackend, gguf_folder, run_folder, smollm2_gguf, weights_fingerprint
 from scalelab.evals.backends.openai_api import OpenAIBackend
+from scalelab.evals.backends.vision import HFVisionBackend, is_vision_folder
 
 SPEC_HELP = "smollm2, hf:PATH, gguf:PATH, run:RUN_DIR or openai:MODEL@BASE_URL"
 
@@ -61,7 +62,9 @@ def load_backend(spec: str, device: str = "auto", precision: str = "auto", api_k
     folder = hf_folder(spec)
     if not (folder / "config.json").exists():
         raise UserError(f"{folder} is not a Hugging Face model folder (no config.json)")
-    return HFBackend(folder, identity=f"{spec}|{weights_fingerprint(folder)}", device=device, precision=precision)
+    kind = HFVisionBackend if is_vision_folder(folder) else HFBackend
+    return kind(folder, identity=f"{spec}|{weights_fingerprint(folder)}", device=device, precision=precision)
 
 
-__all__ = ["SPEC_HELP", "Backend", "HFBackend", "OpenAIBackend", "check_model_spec", "hf_folder", "load_backend"]
+__all__ = ["SPEC_HELP", "Backend", "HFBackend", "HFVisionBackend", "OpenAIBackend", "check_model_spec", "hf_folder",
+           "is_vision_folder", "load_backend"]

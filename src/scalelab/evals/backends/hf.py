@@ -89,7 +89,12 @@ class HFBackend:
 
     # --- log-likelihood ------------------------------------------------------------------------
 
+    def _no_images(self, requests: list) -> None:
+        if any(r.images for r in requests):
+            raise UserError(f"model {self.identity} is a text-only model and takes no images")
+
     def loglikelihood(self, requests: list[Loglikelihood]) -> list[float]:
+        self._no_images(requests)
         rows: dict[tuple[int, ...], _Row] = {}
         for i, r in enumerate(requests):
             ctx, cont = self._encode_pair(r.context, r.continuation)
@@ -256,6 +261,7 @@ class HFBackend:
 
     def generate(self, requests: list[Generation]) -> list[list[str]]:
         """Requests with the same settings run in batches of similar prompt length."""
+        self._no_images(requests)
         groups: dict[Generation, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(replace(r, prompt="", system="", turns=()), []).append(i)
@@ -357,13 +363,16 @@ def smollm2_gguf() -> Path:
 
 
 def run_folder(run_dir: str | Path) -> Path:
-    """A scalelab run's latest checkpoint exported once as a Hugging Face folder."""
+    """A scalelab run's latest checkpoint exported once as a Hugging Face folder (a VLM run as Llava)."""
     from scalelab.train.export import export_run
+    from scalelab.train.vlm_export import export_vlm
+    from scalelab.train.vlm_trainer import is_vlm_run
 
     checkpoint = Path(run_dir) / "checkpoint.pt"
     if not checkpoint.exists():
         raise UserError(f"{run_dir} holds no checkpoint.pt; is it a scalelab run folder?")
-    return _convert_once(f"run-{Path(run_dir).name}-{_fingerprint(checkpoint)}", lambda tmp: export_run(run_dir, tmp))
+    export = export_vlm if is_vlm_run(run_dir) else export_run
+    return _convert_once(f"run-{Path(run_dir).name}-{_fingerprint(checkpoint)}", lambda tmp: export(run_dir, tmp))
 
 
 def weights_fingerprint(folder: Path) -> str:

@@ -27,12 +27,15 @@ class OpenAIBackend:
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
         self.client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=MAX_RETRIES, timeout=timeout)
-        self.precision = self._served_precision()
+        served = self._served()
+        self.precision = str(served.get("precision", "unknown"))
+        self.image_input = bool(served.get("image_input", False))
         self.identity = f"openai:{model}@{self.base_url}|{self.precision}"
 
-    def _served_precision(self) -> str:
-        """The precision the server reports for this model; fails before any work when nothing
-        answers at the base URL (a missing /models is fine)."""
+    def _served(self) -> dict:
+        """What the server says of this model in /v1/models (scalelab serve: its precision and whether it
+        takes images); fails before any work when nothing answers at the base URL (a missing /models is
+        fine)."""
         import openai
 
         try:
@@ -40,11 +43,8 @@ class OpenAIBackend:
         except openai.APIConnectionError as e:
             raise UserError(f"cannot reach {self.base_url}: {e.__cause__ or e}") from None
         except openai.APIStatusError:
-            return "unknown"
-        for entry in listed:
-            if entry.id == self.model:
-                return str((entry.model_extra or {}).get("precision", "unknown"))
-        return "unknown"
+            return {}
+        return next((entry.model_extra or {} for entry in listed if entry.id == self.model), {})
 
     def _call(self, fn, **kwargs):
         import openai
@@ -59,8 +59,14 @@ class OpenAIBackend:
             raise UserError(f"{self.base_url} refused the request for model {self.model}: {e.message}") from None
 
     def _one_loglikelihood(self, r: Loglikelihood) -> float:
+        extra = {}
+        if r.images:
+            if not self.image_input:
+                raise UserError(f"{self.base_url} does not take images with log-likelihood requests (a vision model "
+                                "under `scalelab serve` does)")
+            extra["extra_body"] = {"images": list(r.images)}
         resp = self._call(self.client.completions.create, prompt=r.context + r.continuation, max_tokens=0,
-                          echo=True, logprobs=1, temperature=0)
+                          echo=True, logprobs=1, temperature=0, **extra)
         lp = resp.choices[0].logprobs
         if lp is None or not lp.token_logprobs or lp.text_offset is None:
             raise UserError(f"{self.base_url} does not return prompt log-probabilities (completions with "
@@ -78,9 +84,8 @@ class OpenAIBackend:
     def _one_generation(self, r: Generation) -> list[str]:
         common = dict(max_tokens=r.max_tokens, temperature=r.temperature, n=r.n, seed=r.seed,
                       stop=list(r.stop)[:4] or None)
-        if r.chat:
-            resp = self._call(self.client.chat.completions.create,
-                              messages=r.messages(), **common)
+        if r.chat or r.images:
+            resp = self._call(self.client.chat.completions.create, messages=_with_images(r), **common)
             texts = [c.message.content or "" for c in resp.choices]
         else:
             resp = self._call(self.client.completions.create, prompt=r.prompt, **common)
@@ -90,3 +95,14 @@ class OpenAIBackend:
     def generate(self, requests: list[Generation]) -> list[list[str]]:
         with ThreadPoolExecutor(PARALLEL) as pool:
             return list(pool.map(self._one_generation, requests))
+
+
+def _with_images(r: Generation) -> list[dict]:
+    """A request's chat messages, the last one with OpenAI's image_url parts before its text (the
+    prompt's own `<image>` markers dropped: the parts say where the images go)."""
+    messages = r.messages()
+    if r.images:
+        text = r.prompt.replace("<image>\n", "").replace("<image>", "")
+        messages[-1] = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": u}} for u in r.images]
+                        + [{"type": "text", "text": text}]}
+    return messages

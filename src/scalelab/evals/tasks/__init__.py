@@ -9,17 +9,26 @@ from scalelab.errors import UserError
 from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, Task
 from scalelab.evals.tasks.custom import GenerationTask, ModelGradedTask, load_user_task
 from scalelab.evals.tasks.humaneval import HumanEvalTask, load_humaneval, read_completions
+from scalelab.evals.tasks.images import nlvr_task, scenes_task
 from scalelab.evals.tasks.mmlu import load_mmlu
 from scalelab.evals.tasks.truthfulqa import load_truthfulqa
 
-BUILTIN = ("mmlu", "mmlu_<language>", "truthfulqa_mc", "humaneval")
+BUILTIN = ("mmlu", "mmlu_<language>", "truthfulqa_mc", "humaneval", "nlvr", "scenes")
 
 
 def load_task(name: str, data: dict[str, str], shots: int = 5, limit: int | None = None, grader=None,
-              humaneval: dict[str, Any] | None = None) -> Task:
+              humaneval: dict[str, Any] | None = None, image_dir: str | None = None) -> Task:
     """A task by name (its data from `data[name]`), or a user spec file (.yaml/.yml/.jsonl)."""
     if name.endswith((".yaml", ".yml", ".jsonl")):
         task = load_user_task(name, grader)
+    elif name == "scenes":
+        return scenes_task(limit)
+    elif name == "nlvr":
+        if name not in data:
+            raise UserError("task 'nlvr' needs its data: --data nlvr=PATH/dev.json (and --image-dir if the images "
+                            "are elsewhere)")
+        task, info = nlvr_task(data[name], image_dir)
+        task.info = info
     else:
         is_mmlu = name == "mmlu" or name.startswith("mmlu_")
         if not (is_mmlu or name in BUILTIN):

@@ -27,6 +27,7 @@ class Sample:
     target: Any = None
     group: str | None = None  # MMLU's subject
     meta: dict[str, Any] = field(default_factory=dict)
+    images: tuple[str, ...] = ()  # PNG data URLs, placed at the prompt's `<image>` markers
 
 
 class Task(Protocol):
@@ -51,12 +52,13 @@ class MultipleChoiceTask:
     name: str
     samples: list[Sample]
     scorer: Callable[[Sample, list[float]], tuple[int, dict[str, float]]]
+    info: dict[str, Any] = field(default_factory=dict)  # reported beside the metrics (items skipped, ...)
 
     def requests(self) -> int:
         return sum(len(s.choices) for s in self.samples)
 
     def run(self, model: Backend) -> list[dict[str, Any]]:
-        requests = [Loglikelihood(s.prompt, c) for s in self.samples for c in s.choices]
+        requests = [Loglikelihood(s.prompt, c, s.images) for s in self.samples for c in s.choices]
         lls = iter(model.loglikelihood(requests))
         rows = []
         for s in self.samples:

@@ -73,7 +73,8 @@ class GenerationTask:
         return len(self.samples)
 
     def run(self, model: Backend) -> list[dict[str, Any]]:
-        outs = model.generate([Generation(s.prompt, max_tokens=self.max_tokens, chat=True) for s in self.samples])
+        outs = model.generate([Generation(s.prompt, max_tokens=self.max_tokens, chat=True, images=s.images)
+                               for s in self.samples])
         rows = []
         for s, (completion,) in zip(self.samples, outs, strict=True):
             ideals = s.target if isinstance(s.target, list) else [s.target]
@@ -144,6 +145,8 @@ def _mc_samples(rows: list[tuple[str, dict]], template: str) -> list[Sample]:
 
 
 def load_user_task(path: str | Path, grader: Backend | None = None) -> Any:
+    from scalelab.evals.tasks.images import has_images, image_task
+
     path = existing(path, str(path))
     spec: dict[str, Any] = {}
     if path.suffix in (".yaml", ".yml"):
@@ -158,6 +161,8 @@ def load_user_task(path: str | Path, grader: Backend | None = None) -> Any:
         raise UserError(f"{path}: no rows")
     name = str(spec.get("name", path.name.split(".")[0]))
     first = rows[0][1]
+    if has_images(first):
+        return image_task(rows, path, name)
     kind = spec.get("type") or ("multiple_choice" if "choices" in first else "generation")
     if kind == "multiple_choice":
         return MultipleChoiceTask(name, _mc_samples(rows, spec.get("prompt", "{question}\nAnswer:")), choice_scores)
