@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=800, help="labelled answers the trained judge learns from")
     parser.add_argument("--test", type=int, default=400, help="held-out answers every judge is measured on")
     parser.add_argument("--model", default="smollm2", help="the local model: RBRM grader and classifier base")
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--full", action="store_true", help="tune the whole model, not only the head")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "judge_calibration.json")
     args = parser.parse_args()
     rows = labelled_rows(args.do_not_answer)
@@ -61,7 +62,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         trained = train_refusal_classifier(args.model, [{**r, "refusal": r["label"] == "refusal"} for r in train],
-                                           Path(tmp) / "judge", ClassifierSettings(steps=args.steps))
+                                           Path(tmp) / "judge", ClassifierSettings(
+                                               steps=args.steps, max_length=256, head_only=not args.full,
+                                               lr=5e-5 if args.full else 1e-3))
         train_seconds = time.perf_counter() - start
         grader_for = cached_grader(ResponseCache(Path(tmp) / "cache.sqlite"))
         for spec in ("refusal", f"rbrm:{args.model}", f"trained:{Path(tmp) / 'judge'}"):

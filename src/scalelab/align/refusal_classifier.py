@@ -33,6 +33,7 @@ class ClassifierSettings:
     batch_size: int = 8
     max_length: int = 512
     seed: int = 0
+    head_only: bool = False  # train the new head on the frozen model (a linear probe): far cheaper on a CPU
 
 
 def _head_model(folder: str | Path, tokenizer):
@@ -60,6 +61,9 @@ def train_refusal_classifier(model: str, rows: list[dict[str, Any]], out: str | 
     tokenizer = load_tokenizer(folder)
     torch.manual_seed(settings.seed)  # the new head's initialisation
     network = _head_model(folder, tokenizer)
+    if settings.head_only:
+        network.requires_grad_(False)
+        network.score.requires_grad_(True)
 
     def encode(row: dict[str, Any]) -> dict[str, Any]:
         ids = tokenizer(rm_text(tokenizer, row["prompt"], row["completion"]), add_special_tokens=False,
@@ -73,7 +77,8 @@ def train_refusal_classifier(model: str, rows: list[dict[str, Any]], out: str | 
     save_final(trainer.model, tokenizer, out)
     losses = logged(trainer, "loss")
     summary = {"base_model": model, "n": len(rows), "n_refusal": counts[1], "n_compliance": counts[0],
-               "steps": settings.steps, "first_loss": losses[0], "last_loss": losses[-1]}
+               "steps": settings.steps, "head_only": settings.head_only, "first_loss": losses[0],
+               "last_loss": losses[-1]}
     write_json(out / MARKER, summary)
     return summary
 

@@ -139,6 +139,8 @@ def redteam_train_judge(
     steps: Steps = 60,
     lr: LearningRate = 5e-5,
     batch_size: BatchSize = 8,
+    head_only: Annotated[bool, typer.Option(help="train only the new head on the frozen model (a linear probe)")] \
+        = False,
 ) -> None:
     """Train a refusal classifier (a head on a local model) from human-labelled completions."""
     from scalelab.align.refusal_classifier import ClassifierSettings, train_refusal_classifier
@@ -150,7 +152,8 @@ def redteam_train_judge(
     check_model_spec(model, local=True)
     rows = [{"prompt": r["prompt"], "completion": r["completion"], "refusal": r["label"] in REFUSALS}
             for r in read_labels(labels)]
-    r = train_refusal_classifier(model, rows, out, ClassifierSettings(steps=steps, lr=lr, batch_size=batch_size))
+    r = train_refusal_classifier(model, rows, out, ClassifierSettings(steps=steps, lr=lr, batch_size=batch_size,
+                                                                          head_only=head_only))
     print(f"{r['n']} labelled ({r['n_refusal']} refusals): loss {r['first_loss']:.4f} -> {r['last_loss']:.4f} "
           f"-> {out} (judge spec trained:{out})")
 
