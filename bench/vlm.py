@@ -31,7 +31,8 @@ def main() -> None:
         result["vlm_tiny"] = {"wall_seconds": wall, "goal_seconds": 600, "answer_loss": summary["final_eval_loss"],
                               "accuracy": summary["accuracy"], "by_type": summary["by_type"],
                               "eval_items": summary["eval_items"], "steps": summary["steps"],
-                              "params": summary["params"], "precision": summary["precision"]}
+                              "params": summary["params"], "precision": summary["precision"],
+                              "machine": machine(), "code": code_version()}
         for q, v in summary["by_type"].items():
             print(f"{q:10s} accuracy {v['accuracy']:.3f} (chance {v['chance']:.2f}, n {v['n']})")
         print(f"vlm-tiny: {wall:.0f} s, answer loss {summary['final_eval_loss']:.4f}")
@@ -44,10 +45,11 @@ def main() -> None:
                 "within_interval": f["within_interval"], "ladder_seconds": f["ladder_seconds"],
                 "max_ladder_compute_fraction": f["max_ladder_compute_fraction"], "target_flops": f["target_flops"],
                 "ladder": [{k: e[k] for k in ("name", "seed", "d_model", "steps", "flops", "final_eval_loss",
-                                              "accuracy")} for e in f["ladder"]]}
+                                              "accuracy")} for e in f["ladder"]], "machine": machine(),
+                "code": code_version()}
             print(f"vlm-cpu forecast: predicted {f['predicted_loss']:.4f} {f['interval_90']}, actual "
                   f"{f['actual_loss']:.4f} ({100 * f['relative_error']:+.2f}%) in {time.perf_counter() - start:.0f} s")
-    result.update(machine=machine(), code=code_version())
+    result.pop("machine", None), result.pop("code", None)  # each entry carries its own
     OUT.write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -112,3 +112,16 @@ def chat_model(tiny_run, tmp_path_factory) -> Path:
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# A set-up known to fit on the test corpus (seed 0): the forecast test fails if the forecast refuses.
+QUICK_FORECAST = ["--preset", "cpu-quick", "--target-flops", "4e11", "--max-fraction", "0.1", "--span", "1.0",
+                  "--runs", "5"]
+
+
+@pytest.fixture(scope="session")
+def quick_forecast(tmp_path_factory, corpus_dir) -> tuple[Path, subprocess.CompletedProcess]:
+    """A finished forecast folder made by the CLI (read it; copy it before changing anything)."""
+    out = tmp_path_factory.mktemp("forecast") / "fc"
+    proc = run_cli("forecast", "--out", str(out), "--corpus", str(corpus_dir), *QUICK_FORECAST, timeout=600)
+    return out, proc

@@ -1,20 +1,20 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from scalelab.scaling.fit import FitUntrusted
 
+from .conftest import QUICK_FORECAST as QUICK
 from .conftest import run_cli
 
-# A set-up known to fit on the test corpus (seed 0): the test fails if the forecast refuses.
-QUICK = ["--preset", "cpu-quick", "--target-flops", "4e11", "--max-fraction", "0.1", "--span", "1.0", "--runs", "5"]
 
-
-def test_forecast_preregisters_then_checks_and_resumes(tmp_path, corpus_dir):
-    out = tmp_path / "fc"
-    proc = run_cli("forecast", "--out", str(out), "--corpus", str(corpus_dir), *QUICK, timeout=600)
+def test_forecast_preregisters_then_checks_and_resumes(tmp_path, corpus_dir, quick_forecast):
+    made, proc = quick_forecast
     assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "fc"
+    shutil.copytree(made, out)  # the session's forecast stays as it was made for the other tests
     forecast = json.loads((out / "forecast.json").read_text())
     prediction = json.loads((out / "prediction.json").read_text())
     target = json.loads((out / "target" / "summary.json").read_text())

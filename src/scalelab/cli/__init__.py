@@ -17,7 +17,7 @@ from scalelab.errors import UserError
 from scalelab.provenance import set_command
 
 # each attaches its commands; --help lists them in pipeline order
-for _stage in ("scaling", "evals", "align", "redteam"):
+for _stage in ("scaling", "evals", "align", "redteam", "report"):
     importlib.import_module(f"scalelab.cli.{_stage}")
 
 

@@ -69,12 +69,15 @@ def eval_(
         from scalelab.contamination import add_clean_scores
 
         results = add_clean_scores(out, loaded, contamination_corpus)
+    from scalelab.report.technical_report import build_report
+
+    build_report([out], out, title=f"scalelab eval: {model or samples}", pdf=False)  # the same page as every report
     for task, res in results["tasks"].items():
         for metric, m in res["metrics"].items():
             lo, hi = m["ci95"]
             print(f"{task:20s} {metric:10s} {m['value']:.4f} ± {m['stderr']:.4f}  95% CI [{lo:.4f}, {hi:.4f}]  "
                   f"n={res['n']}")
-    print(f"-> {out / 'results.json'}")
+    print(f"-> {out / 'results.json'}, {out / 'report.html'}")
 
 
 @app.command()

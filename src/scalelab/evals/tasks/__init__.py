@@ -28,7 +28,7 @@ def load_task(name: str, data: dict[str, str], shots: int = 5, limit: int | None
             raise UserError("task 'nlvr' needs its data: --data nlvr=PATH/dev.json (and --image-dir if the images "
                             "are elsewhere)")
         task, info = nlvr_task(data[name], image_dir)
-        task.info = info
+        task.info = info | {"shots": 0}
     else:
         is_mmlu = name == "mmlu" or name.startswith("mmlu_")
         if not (is_mmlu or name in BUILTIN):

@@ -106,7 +106,7 @@ def scenes_task(limit: int | None = None, size: int = 32) -> MultipleChoiceTask:
         samples.append(Sample(id=it.id, prompt=prompt_text(it.question), question=it.question,
                               choices=[f" {c}" for c in it.choices], target=it.choices.index(it.answer),
                               group=it.qtype, images=(to_data_url(it.image),)))
-    return MultipleChoiceTask("scenes", samples, choice_scores)
+    return MultipleChoiceTask("scenes", samples, choice_scores, info={"shots": 0})
 
 
 def nlvr_task(path: str | Path, image_dir: str | Path | None = None) -> tuple[MultipleChoiceTask, dict[str, Any]]:

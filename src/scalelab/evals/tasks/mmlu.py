@@ -110,4 +110,4 @@ def load_mmlu(path: str | Path, shots: int = 5, name: str = "mmlu") -> MultipleC
             samples.append(Sample(id=f"{subject}/{i}", prompt=prefix + text, question=question,
                                   choices=[f" {x}" for x in LETTERS], target=answer, group=subject,
                                   meta={"shots": len(dev)}))
-    return MultipleChoiceTask(name=name, samples=samples, scorer=choice_scores)
+    return MultipleChoiceTask(name=name, samples=samples, scorer=choice_scores, info={"shots": shots})

@@ -95,4 +95,4 @@ def load_truthfulqa(path: str | Path, name: str = "truthfulqa_mc") -> MultipleCh
     for i, (question, (c1, l1), (c2, l2)) in enumerate(items):
         samples.append(Sample(id=str(i), prompt=f"{PRIMER}\n\nQ: {question}\nA:", question=question,
                               choices=[f" {c}" for c in c1 + c2], target={"mc1": l1, "mc2": l2}))
-    return MultipleChoiceTask(name=name, samples=samples, scorer=mc_scores)
+    return MultipleChoiceTask(name=name, samples=samples, scorer=mc_scores, info={"shots": 6})  # the QA primer
