@@ -25,10 +25,13 @@ def common_args(out: Path, steps: int, lr: float, batch_size: int, seed: int) ->
     default): the models trained here fit without it, and with it generation runs without a KV cache."""
     import torch
 
-    os.environ.setdefault("WANDB_DISABLED", "true")
+    # TensorBoard events in OUT/tensorboard (the checkpoints' folder goes once the model is saved); W&B too
+    # when WANDB_PROJECT names a project (WANDB_MODE=offline without a network)
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "tensorboard")
+    report = ["tensorboard", *(["wandb"] if os.environ.get("WANDB_PROJECT") else [])]
     return {"output_dir": str(out / "trainer"), "max_steps": steps, "learning_rate": lr,
             "per_device_train_batch_size": batch_size, "logging_steps": 1, "save_strategy": "steps",
-            "save_steps": max(10, steps // 4), "save_total_limit": 1, "report_to": [], "seed": seed,
+            "save_steps": max(10, steps // 4), "save_total_limit": 1, "report_to": report, "seed": seed,
             "use_cpu": not torch.cuda.is_available(), "bf16": use_bf16(), "disable_tqdm": True,
             "activation_checkpointing": False}
 

@@ -57,6 +57,24 @@ def data_map(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+ExecutorKind = Annotated[str, typer.Option("--executor", help="where runs train: local, ray (RAY_ADDRESS or a local "
+                                                               "instance) or slurm (submitit)")]
+SlurmPartition = Annotated[str | None, typer.Option(help="Slurm partition of the runs' jobs")]
+SlurmTime = Annotated[int, typer.Option(help="Slurm time limit per job, minutes (a run past it is requeued and "
+                                             "resumes)", callback=bounded(1))]
+GpusPerRun = Annotated[int, typer.Option(help="GPUs per run (Ray, Slurm)", callback=bounded(0))]
+
+
+def executor_settings(kind: str, jobs: int, gpus: int = 0, partition: str | None = None, time_min: int = 60):
+    """The executor a command's options name (an unknown one is a usage error, exit 2)."""
+    from scalelab.train.executors import ExecutorSettings
+
+    settings = ExecutorSettings(kind=kind, jobs=jobs, gpus_per_run=gpus, slurm_partition=partition,  # type: ignore[arg-type]
+                                slurm_time_min=time_min)
+    settings.check()
+    return settings
+
+
 Precision = Annotated[Literal["auto", "fp32", "bf16"], typer.Option(
     help="scoring precision; auto = fp32 on every machine, so scores do not depend on the CPU or the path")]
 LocalModel = Annotated[str, typer.Option("--model", help="model to tune: smollm2, hf:PATH, gguf:PATH or run:RUN_DIR")]

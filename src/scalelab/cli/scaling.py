@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,7 +10,7 @@ import numpy as np
 import typer
 
 from scalelab.cli.app import app
-from scalelab.cli.options import bounded, fail
+from scalelab.cli.options import ExecutorKind, GpusPerRun, SlurmPartition, SlurmTime, bounded, executor_settings, fail
 from scalelab.errors import UserError
 from scalelab.io import check_output_dir, check_output_file
 
@@ -22,8 +23,10 @@ def train(
     config: Annotated[Path | None, typer.Option(help="JSON or TOML file of settings")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    wandb: Annotated[str | None, typer.Option(help="also log to this Weights & Biases project "
+                                                   "(WANDB_MODE=offline without a network)")] = None,
 ) -> None:
-    """Train one model into a run folder (summary.json, metrics.jsonl, checkpoint.pt)."""
+    """Train one model into a run folder (summary.json, metrics.jsonl, tensorboard/, checkpoint.pt)."""
     from scalelab.train import TrainingDiverged, build_config
     from scalelab.train import train as run_training
     from scalelab.train.vlm_trainer import VLM_PRESETS, is_vlm_run
@@ -35,6 +38,8 @@ def train(
         _train_vlm(out, preset, config, set_, resume)
         return
     cfg = build_config(preset or ("tiny" if resume else None), config, set_)
+    if wandb:
+        cfg = cfg.model_copy(update={"wandb_project": wandb})
     try:
         summary = run_training(cfg, out, resume=resume)
     except TrainingDiverged as e:
@@ -237,6 +242,12 @@ def forecast(
                                              callback=bounded(1))] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the whole forecast", callback=bounded(0))] = None,
     corpus: Annotated[str | None, typer.Option(help="training corpus (default: the stdlib sources)")] = None,
+    executor: ExecutorKind = "local",
+    slurm_partition: SlurmPartition = None,
+    slurm_time: SlurmTime = 60,
+    gpus_per_run: GpusPerRun = 0,
+    wandb: Annotated[str | None, typer.Option(help="log every run to this W&B project, grouped as one "
+                                                   "experiment")] = None,
 ) -> None:
     """Train a ladder, pre-register a forecast of the target's loss, train the target, and check."""
     from scalelab.report.forecast_report import write_forecast_report
@@ -244,14 +255,17 @@ def forecast(
     from scalelab.scaling.forecast import forecast_config, run_forecast
 
     check_output_dir(out)
+    where = executor_settings(executor, jobs or 1, gpus_per_run, slurm_partition, slurm_time)
     if preset == "vlm-cpu":
+        if executor != "local":
+            raise UserError("--preset vlm-cpu trains in this process: --executor does not apply")
         _vlm_forecast(out, resume, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
                       span_decades=span, seed=seed, jobs=jobs, corpus=corpus)
         return
     cfg = forecast_config(preset, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
                           span_decades=span, jobs=jobs, seed=seed, corpus=corpus)
     try:
-        result = run_forecast(cfg, out, resume=resume)
+        result = run_forecast(cfg, out, resume=resume, executor=replace(where, jobs=cfg.jobs), wandb_project=wandb)
     except FitUntrusted as e:
         fail(f"no prediction: {e}", 3)
     write_forecast_report(result, out)
@@ -265,3 +279,37 @@ def forecast(
                   f"actual {c['actual']:.4f}  error {c['abs_error']:.4f}")
         else:
             print(f"  {task}: {c['verdict']}")
+
+
+@app.command()
+def sweep(
+    config: Annotated[str, typer.Argument(help="base settings: a JSON/TOML config file or a preset name")],
+    grid: Annotated[list[str], typer.Option(help="a setting and its values, repeatable: key=v1,v2")],
+    out: Annotated[Path, typer.Option(help="sweep folder: runs/<settings>/ and sweep.json")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a base setting: key=value")] = None,
+    executor: ExecutorKind = "local",
+    jobs: Annotated[int, typer.Option(help="local runs at once", callback=bounded(1))] = 1,
+    slurm_partition: SlurmPartition = None,
+    slurm_time: SlurmTime = 60,
+    gpus_per_run: GpusPerRun = 0,
+    wandb: Annotated[str | None, typer.Option(help="log every run to this W&B project, grouped as one "
+                                                   "experiment")] = None,
+) -> None:
+    """Train a grid of runs (an IsoFLOP profile, an LR sweep) on a local, Ray or Slurm executor; rerun resumes."""
+    from scalelab.train import build_config
+    from scalelab.train.config import PRESETS
+    from scalelab.train.sweep import parse_grid, run_sweep
+
+    check_output_dir(out)
+    where = executor_settings(executor, jobs, gpus_per_run, slurm_partition, slurm_time)
+    is_file = Path(config).is_file()
+    if not is_file and config not in PRESETS:
+        raise UserError(f"{config} is neither a config file nor a preset ({', '.join(PRESETS)})")
+    base = build_config(None if is_file else config, Path(config) if is_file else None, set_)
+    if wandb:
+        base = base.model_copy(update={"wandb_project": wandb, "wandb_group": f"sweep-{out.resolve().name}"})
+    result = run_sweep(base, parse_grid(grid), out, where)
+    for r in result["runs"]:
+        settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
+        print(f"{settings:40s} held-out loss {r['final_eval_loss']:.4f}  {r['flops']:.3g} FLOPs")
+    print(f"{len(result['runs'])} runs -> {out / 'sweep.json'}")

@@ -10,10 +10,8 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from scalelab.scaling.capability_suite import suite_hash
 from scalelab.scaling.fit import FitUntrusted, Points, fit
 from scalelab.scaling.ladder import Recipe, RunPlan, design_ladder, plan_run, run_flops
 from scalelab.train import train, validate_config
+from scalelab.train.executors import ExecutorSettings, Job, run_jobs
 from scalelab.train.trainer import TrainingDiverged
 
 
@@ -99,13 +98,13 @@ def _worker_tokens(corpus: str | None, heldout_fraction: float, vocab_size: int)
 
 
 def _train_plan(cfg: ForecastConfig, plan: RunPlan, run_dir: Path, threads: int | None,
-                show_progress: bool = False, data: TokenData | None = None) -> dict:
-    """Train one run, or finish it, or read it if already done."""
+                show_progress: bool = False, data: TokenData | None = None, tracking: dict | None = None) -> dict:
+    """Train one run, or finish it, or read it if already done. `tracking`: W&B project and group."""
     summary = run_dir / "summary.json"
     if summary.exists():
         return json.loads(summary.read_text())
     data = data or _worker_tokens(cfg.corpus, cfg.heldout_fraction, cfg.recipe.vocab_size)
-    train_cfg = _run_config(cfg, plan)
+    train_cfg = _run_config(cfg, plan).model_copy(update=tracking or {})
     if threads:
         train_cfg = train_cfg.model_copy(update={"threads": threads})
     resume = (run_dir / "config.json").exists()
@@ -116,26 +115,22 @@ def _ladder_dir(plan: RunPlan) -> str:
     return f"{plan.name}-seed{plan.seed}"
 
 
-def train_ladder(cfg: ForecastConfig, plans: list[RunPlan], out: Path, data: TokenData) -> list[dict]:
-    """Train every ladder run (in parallel processes when cfg.jobs > 1); one entry per run."""
-    results: dict[int, dict] = {}
-    costs = [run_flops(cfg.recipe, p) for p in plans]
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.jobs)
-    with progress() as bar:
-        task = bar.add_task("ladder", total=len(plans))
-        if cfg.jobs == 1:
-            for i, p in enumerate(plans):
-                results[i] = _train_plan(cfg, p, out / "ladder" / _ladder_dir(p), threads, data=data)
-                bar.advance(task)
-        else:
-            with ProcessPoolExecutor(cfg.jobs, mp_context=get_context("spawn")) as pool:
-                order = sorted(range(len(plans)), key=lambda i: -costs[i])  # longest first
-                futures = {pool.submit(_train_plan, cfg, plans[i], out / "ladder" / _ladder_dir(plans[i]), threads): i
-                           for i in order}
-                for fut in futures:
-                    results[futures[fut]] = fut.result()
-                    bar.advance(task)
-    return [ladder_entry(p, results[i]) for i, p in enumerate(plans)]
+def ladder_threads(cfg: ForecastConfig) -> int:
+    """Threads of each ladder run, whatever executes it: the setting, else this machine's cores / jobs."""
+    return cfg.threads or max(1, (os.cpu_count() or 1) // cfg.jobs)
+
+
+def train_ladder(cfg: ForecastConfig, plans: list[RunPlan], out: Path, data: TokenData | None,
+                 executor: ExecutorSettings | None = None, tracking: dict | None = None) -> list[dict]:
+    """Train every ladder run where `executor` says (default: cfg.jobs local processes); one entry per run."""
+    executor = executor or ExecutorSettings(jobs=cfg.jobs)
+    in_process = executor.kind == "local" and executor.jobs == 1  # only then can the prepared corpus be shared
+    threads = ladder_threads(cfg)
+    jobs = [Job(f"{p.name}-seed{p.seed}", out / "ladder" / _ladder_dir(p), _train_plan,
+                (cfg, p, out / "ladder" / _ladder_dir(p), threads, False, data if in_process else None, tracking),
+                run_flops(cfg.recipe, p)) for p in plans]
+    results = run_jobs(jobs, executor, out, threads, label="ladder")
+    return [ladder_entry(p, r) for p, r in zip(plans, results, strict=True)]
 
 
 def ladder_entry(plan: RunPlan, summary: dict) -> dict:
@@ -202,8 +197,11 @@ def preregister(cfg: ForecastConfig, ladder: list[dict], target_plan: RunPlan, t
     return prediction
 
 
-def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> dict:
-    """The whole pre-registered forecast; returns forecast.json's content."""
+def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False,
+                 executor: ExecutorSettings | None = None, wandb_project: str | None = None) -> dict:
+    """The whole pre-registered forecast; returns forecast.json's content. `executor` says where the runs
+    train (default: cfg.jobs local processes); it never changes a result, so any executor resumes any.
+    With `wandb_project`, every run logs to it in one group named after the forecast folder."""
     out = Path(out)
     started = time.perf_counter()
     plan_path = out / "plan.json"
@@ -227,8 +225,11 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
                                "target": target_plan.model_dump(), "created": _now()})
     suite = prepare_suite(cfg.corpus, cfg.heldout_fraction, cfg.seed, out, cfg.capability_items,
                           cfg.capability_problems) if cfg.capabilities else None
+    executor = executor or ExecutorSettings(jobs=cfg.jobs)
+    tracking = {"wandb_project": wandb_project, "wandb_group": f"forecast-{out.resolve().name}"} if wandb_project \
+        else None
     try:
-        ladder = train_ladder(cfg, plans, out, data)
+        ladder = train_ladder(cfg, plans, out, data, executor, tracking)
     except TrainingDiverged as e:
         raise FitUntrusted(f"a ladder run diverged ({e}); no prediction is made") from None
     ladder_seconds = time.perf_counter() - started
@@ -240,7 +241,13 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False) -> 
     else:
         scores = score_ladder(cfg, plans, suite, out) if suite is not None else None
         prediction = preregister(cfg, ladder, target_plan, target_flops, out, scores)
-    target = _train_plan(cfg, target_plan, out / "target", None, show_progress=True, data=data)
+    if executor.kind == "local":
+        target = _train_plan(cfg, target_plan, out / "target", cfg.threads, True, data, tracking)
+    else:  # the one large run goes where the ladder went, with the head's cores (or the setting) as its threads
+        threads = cfg.threads or os.cpu_count() or 1
+        target = run_jobs([Job("target", out / "target", _train_plan,
+                                (cfg, target_plan, out / "target", threads, False, None, tracking))],
+                          executor, out, threads, label="target")[0]
     actual = target["final_eval_loss"]
     lo, hi = prediction["interval_90"]
     capabilities = {}

@@ -54,6 +54,8 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: Literal["auto", "on", "off"] = "auto"
     threads: int | None = Field(None, ge=1)
+    wandb_project: str | None = Field(None, description="also log to this Weights & Biases project")
+    wandb_group: str | None = Field(None, description="W&B group (a forecast or sweep groups its runs)")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

@@ -29,6 +29,7 @@ from scalelab.train.checkpoint import load_checkpoint, save_checkpoint
 from scalelab.train.config import TrainConfig, validate_config
 from scalelab.train.hardware import peak_flops, pick_device, pick_precision
 from scalelab.train.schedule import lr_factor
+from scalelab.train.tracking import Tracker
 
 LOG_EVERY = 10
 
@@ -204,6 +205,7 @@ class _Loop:
         if self.ranks.main:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            self.tracker.log(row)
 
     def _train_step(self, step: int) -> float:
         cfg, ranks = self.cfg, self.ranks
@@ -239,6 +241,8 @@ class _Loop:
         cfg = self.cfg
         total_steps = cfg.total_steps
         step, elapsed = self._restore()
+        if self.ranks.main:
+            self.tracker = Tracker(self.run_dir, cfg.model_dump(), step, cfg.wandb_project, cfg.wandb_group)
         peak = peak_flops(self.device, self.precision)
         recent: list[float] = []
         start = time.perf_counter() - elapsed
@@ -299,6 +303,7 @@ class _Loop:
         }
         if self.ranks.main:
             write_json(self.run_dir / "summary.json", summary)
+            self.tracker.close(summary)
         return summary
 
 

@@ -37,6 +37,7 @@ from scalelab.progress import progress
 from scalelab.train.checkpoint import load_checkpoint, save_checkpoint
 from scalelab.train.hardware import pick_device, pick_precision
 from scalelab.train.schedule import lr_factor
+from scalelab.train.tracking import Tracker
 
 TOKENIZER_TEXTS = 4000  # train scenes whose questions and answers fit the scratch tokenizer
 
@@ -289,6 +290,7 @@ def train_vlm(cfg: VLMTrainConfig, run_dir: str | Path, resume: bool = False, sh
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
     metrics = run_dir / "metrics.jsonl"
+    tracker = Tracker(run_dir, cfg.model_dump(), step)
     start = time.perf_counter() - elapsed
     bar = progress()
     with bar if show_progress else nullcontext():
@@ -315,8 +317,10 @@ def train_vlm(cfg: VLMTrainConfig, run_dir: str | Path, resume: bool = False, sh
             if not math.isfinite(loss.item()):
                 raise UserError(f"the loss became {loss.item()} at step {step}; lower lr")
             if step % 10 == 0 or step == cfg.steps:
+                row = {"step": step, "train_loss": loss.item(), "lr_factor": factor}
                 with open(metrics, "a") as f:
-                    f.write(json.dumps({"step": step, "train_loss": loss.item(), "lr_factor": factor}) + "\n")
+                    f.write(json.dumps(row) + "\n")
+                tracker.log(row)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save_checkpoint(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                           "step": step, "elapsed": time.perf_counter() - start,
@@ -336,6 +340,8 @@ def train_vlm(cfg: VLMTrainConfig, run_dir: str | Path, resume: bool = False, sh
                "wall_seconds": time.perf_counter() - start, "train_seconds": train_seconds,
                "tokenizer": str(run_dir / "tokenizer.json")}
     write_json(run_dir / "summary.json", summary)
+    tracker.log({"step": cfg.steps, "eval_answer_loss": result["answer_loss"], "eval_accuracy": result["accuracy"]})
+    tracker.close(summary)
     return summary
 
 
