@@ -89,6 +89,8 @@ def _world(root: Path) -> None:
     (root / "prompts_badtag.jsonl").write_text(json.dumps({"prompt": "p", "tag": "sometimes"}) + "\n")
     (root / "prompts_notext.csv").write_text("category,tag\nx,allowed\n")
     (root / "empty_set.jsonl").write_text("\n")
+    (root / "res_badjson").mkdir()
+    (root / "res_badjson" / "redteam.json").write_text("{not json")
     (root / "labels_bad.jsonl").write_text(json.dumps({"prompt": "p", "completion": "c", "label": "maybe"}) + "\n")
     (root / "labels_nocompletion.jsonl").write_text(json.dumps({"prompt": "p", "label": "refusal"}) + "\n")
     (root / "labels_refusals.jsonl").write_text(json.dumps({"prompt": "p", "completion": "No.", "label": "refusal"})
@@ -406,6 +408,21 @@ CASES: list[tuple[str, str]] = [
                                "--wrappers nope --out {w}/ja"),
     ("labels_bad.jsonl:1", "redteam judge-attack --judge refusal --responses {w}/labels_bad.jsonl --out {w}/ja"),
     ("is a file", "redteam demo --out {w}/afile.txt"),
+    # --- sweep / report / view
+    ("unknown executor 'k8s'", "sweep tiny --grid lr=1e-3,3e-3 --executor k8s --out {w}/sw"),
+    ("unknown setting 'learning_rate'", "sweep tiny --grid learning_rate=1,2 --out {w}/sw"),
+    ("names 'lr' twice", "sweep tiny --grid lr=1e-3 --grid lr=3e-3 --out {w}/sw"),
+    ("no values", "sweep tiny --grid steps= --out {w}/sw"),
+    ("neither a config file", "sweep nosuch --grid lr=1e-3 --out {w}/sw"),
+    ("bad.json", "sweep {w}/bad.json --grid lr=1e-3 --out {w}/sw"),
+    ("--slurm-time", "sweep tiny --grid lr=1e-3 --executor slurm --slurm-time 0 --out {w}/sw"),
+    ("is a file", "sweep tiny --grid lr=1e-3 --out {w}/afile.txt"),
+    ("unknown executor 'k8s'", "forecast --executor k8s --out {w}/fc"),
+    ("holds no result", "report {w}/emptydir --out {w}/rep"),
+    ("is not a folder", "report {w}/missing-folder --out {w}/rep"),
+    ("redteam.json", "report {w}/res_badjson --out {w}/rep"),
+    ("is a file", "report {w}/res_a --out {w}/afile.txt"),
+    ("no report.html", "view {w}/emptydir"),
     ("--sft-steps", "align demo --sft-steps -1 --out {w}/demo"),
     ("is a file", "align demo --out {w}/afile.txt"),
 ]

@@ -18,7 +18,7 @@ from scalelab.data.scenes import COLOURS, QUESTION_TYPES, make_item, make_items
 from scalelab.errors import UserError
 from tests.conftest import assert_clean_error, run_cli
 
-SETTINGS = dict(steps=60, batch_size=16, eval_items=40, checkpoint_every=30, threads=2)
+SETTINGS = dict(steps=60, batch_size=16, eval_items=40, checkpoint_every=30, threads=2, n_layer=3)
 
 
 @pytest.fixture(scope="module")
