@@ -22,7 +22,7 @@ from scalelab.io import check_output_dir, write_json
 from scalelab.model.vlm import VLM, VLMConfig
 from scalelab.provenance import stamp
 from scalelab.scaling.fit import FitUntrusted, Points, fit
-from scalelab.scaling.forecast import _now, ladder_hash
+from scalelab.scaling.forecast import _now, ladder_hash, open_forecast
 from scalelab.scaling.ladder import ladder_budgets
 from scalelab.train.vlm_trainer import VLMTrainConfig, scratch_tokenizer, tokens_per_example, train_vlm, vlm_flops
 
@@ -95,14 +95,11 @@ def run_vlm_forecast(cfg: VLMForecastConfig, out: str | Path, resume: bool = Fal
     out = Path(out)
     started = time.perf_counter()
     plan_path = out / "plan.json"
-    if plan_path.exists() and not resume:
-        raise UserError(f"{out} already holds a forecast; pass --resume to continue it or choose another --out")
-    if resume and not plan_path.exists():
-        raise UserError(f"{out} holds no forecast to resume (no plan.json); drop --resume to start one")
-    if resume and (out / "forecast.json").exists():
-        return json.loads((out / "forecast.json").read_text())
-    if resume:
-        cfg = VLMForecastConfig(**json.loads(plan_path.read_text())["config"])
+    finished, saved = open_forecast(out, resume)
+    if finished is not None:
+        return finished
+    if saved is not None:
+        cfg = VLMForecastConfig(**saved)
     check_output_dir(out)
     budgets = ladder_budgets(cfg.target_flops, cfg.max_fraction, cfg.n_runs, cfg.span_decades)
     plans = [(f"L{i}", plan_vlm_run(cfg.recipe, b, cfg.eval_items, seed))

@@ -135,8 +135,13 @@ def build_config(preset: str | None = None, config_file: Path | None = None,
 
 
 def validate_config(values: dict[str, Any], source: str) -> TrainConfig:
+    return validate_settings(TrainConfig, values, source)
+
+
+def validate_settings(model: type[BaseModel], values: dict[str, Any], source: str):
+    """Settings of a pydantic model; the first problem as one UserError naming the source and field."""
     try:
-        return TrainConfig(**values)
+        return model(**values)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "config"

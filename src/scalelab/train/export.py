@@ -11,6 +11,8 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -73,16 +75,29 @@ def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     return {k: v * fold if k.endswith("q_proj.weight") and not plain else v for k, v in model.state_dict().items()}
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
-    from transformers import PreTrainedTokenizerFast
-
-    model, tokenizer_path = load_run_model(run_dir)
+@contextmanager
+def staged_folder(out_dir: str | Path) -> Iterator[Path]:
+    """A temporary folder beside `out_dir` to write an export into, renamed to `out_dir` when the
+    block ends without error: a failed export leaves nothing. `out_dir` must be new or empty."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir} exists and is not empty; choose an empty or new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        yield tmp
+        if out_dir.exists():
+            out_dir.rmdir()
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
+    from transformers import PreTrainedTokenizerFast
+
+    model, tokenizer_path = load_run_model(run_dir)
+    with staged_folder(out_dir) as tmp:
         tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_path), eos_token=EOS, bos_token=EOS)
         tokenizer.save_pretrained(tmp)
         weights = {("lm_head.weight" if k == "lm_head.weight" else f"model.{k}"): v.contiguous()
@@ -90,12 +105,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
         save_file(weights, tmp / "model.safetensors", metadata={"format": "pt"})
         eos_id = tokenizer.convert_tokens_to_ids(EOS)
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg, eos_id), indent=2))
-        if out_dir.exists():
-            out_dir.rmdir()
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return Path(out_dir)
 
 
 @torch.no_grad()

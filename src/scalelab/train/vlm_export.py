@@ -9,8 +9,6 @@ tokenizer, and `<image>` expanded to one token per patch.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,9 +16,8 @@ import torch
 from scalelab.data.images import image_processor
 from scalelab.data.tokens import EOS
 from scalelab.data.vlm_text import IMAGE_TOKEN
-from scalelab.errors import UserError
 from scalelab.model.vlm import VLM
-from scalelab.train.export import hf_config, hf_state_dict
+from scalelab.train.export import hf_config, hf_state_dict, staged_folder
 from scalelab.train.vlm_trainer import load_vlm_run
 
 
@@ -53,12 +50,7 @@ def export_vlm(run_dir: str | Path, out_dir: str | Path) -> Path:
     from transformers import LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast
 
     model, tokenizer, cfg = load_vlm_run(run_dir)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise UserError(f"{out_dir} exists and is not empty; choose an empty or new folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as tmp:
         if isinstance(tokenizer, PreTrainedTokenizerFast) and model.ours:
             tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer, eos_token=EOS,
                                                 bos_token=EOS, pad_token=EOS, extra_special_tokens={
@@ -75,9 +67,4 @@ def export_vlm(run_dir: str | Path, out_dir: str | Path) -> Path:
                                    patch_size=cfg.patch_size, vision_feature_select_strategy="full",
                                    num_additional_image_tokens=0, image_token=IMAGE_TOKEN)
         processor.save_pretrained(tmp)
-        if out_dir.exists():
-            out_dir.rmdir()
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    return Path(out_dir)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from scalelab.data.images import image_processor, pixel_values
 from scalelab.data.scenes import CHANCE, QUESTION_TYPES, Item, make_item, make_items
@@ -35,6 +35,7 @@ from scalelab.model import ModelConfig, count_params
 from scalelab.model.vlm import VLM, VisionConfig, VLMConfig
 from scalelab.progress import progress
 from scalelab.train.checkpoint import load_checkpoint, save_checkpoint
+from scalelab.train.config import validate_settings
 from scalelab.train.hardware import pick_device, pick_precision
 from scalelab.train.schedule import lr_factor
 from scalelab.train.tracking import Tracker
@@ -104,12 +105,7 @@ VLM_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def validate_vlm_config(values: dict[str, Any], source: str) -> VLMTrainConfig:
-    try:
-        return VLMTrainConfig(**values)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise UserError(f"{source}: field '{where}': {err['msg']}") from None
+    return validate_settings(VLMTrainConfig, values, source)
 
 
 def is_vlm_run(run_dir: str | Path) -> bool:
