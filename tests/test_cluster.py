@@ -277,3 +277,21 @@ def test_threads_are_the_same_under_every_executor(corpus_spec):
     cfg = forecast_config("cpu", corpus=corpus_spec.path)
     assert ladder_threads(cfg) == max(1, (os.cpu_count() or 1) // cfg.jobs)
     assert ladder_threads(cfg.model_copy(update={"threads": 3})) == 3
+
+
+def test_a_distributed_job_under_srun_matches_one_process(tmp_path, corpus_dir, slurm, monkeypatch):
+    """The forecast's target path: one Slurm job of 2 tasks that srun starts and torch.distributed joins."""
+    from scalelab.train import build_config, train
+    from scalelab.train.executors import ExecutorSettings, Job, run_jobs
+
+    for k, v in slurm.items():
+        monkeypatch.setenv(k, v)
+    settings = [s for s in _settings(corpus_dir, steps=40) if s != "--set"]
+    cfg = build_config("tiny", overrides=settings)
+    single = train(cfg, tmp_path / "one", show_progress=False)
+    (summary,) = run_jobs([Job("target", tmp_path / "two", train, (cfg, tmp_path / "two", False, False),
+                               distributed=True)],
+                          ExecutorSettings(kind="slurm", slurm_tasks_per_node=2), tmp_path, threads=1,
+                          show_progress=False)
+    assert summary["world_size"] == 2
+    assert abs(summary["final_eval_loss"] - single["final_eval_loss"]) < 2e-3

@@ -246,6 +246,10 @@ def forecast(
     slurm_partition: SlurmPartition = None,
     slurm_time: SlurmTime = 60,
     gpus_per_run: GpusPerRun = 0,
+    slurm_nodes: Annotated[int, typer.Option(help="Slurm: nodes of the target run (DDP across them)",
+                                             callback=bounded(1))] = 1,
+    slurm_tasks_per_node: Annotated[int, typer.Option(help="Slurm: processes per node of the target run",
+                                                      callback=bounded(1))] = 1,
     wandb: Annotated[str | None, typer.Option(help="log every run to this W&B project, grouped as one "
                                                    "experiment")] = None,
 ) -> None:
@@ -265,7 +269,8 @@ def forecast(
     cfg = forecast_config(preset, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
                           span_decades=span, jobs=jobs, seed=seed, corpus=corpus)
     try:
-        result = run_forecast(cfg, out, resume=resume, executor=replace(where, jobs=cfg.jobs), wandb_project=wandb)
+        where = replace(where, jobs=cfg.jobs, slurm_nodes=slurm_nodes, slurm_tasks_per_node=slurm_tasks_per_node)
+        result = run_forecast(cfg, out, resume=resume, executor=where, wandb_project=wandb)
     except FitUntrusted as e:
         fail(f"no prediction: {e}", 3)
     write_forecast_report(result, out)

@@ -254,10 +254,10 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False,
     if executor.kind == "local":
         target = _train_plan(cfg, target_plan, out / "target", cfg.threads, True, data, tracking)
     else:  # the one large run goes where the ladder went, with the head's cores (or the setting) as its threads
-        threads = cfg.threads or os.cpu_count() or 1
+        threads = cfg.threads or max(1, (os.cpu_count() or 1) // executor.slurm_tasks_per_node)
         target = run_jobs([Job("target", out / "target", _train_plan,
-                                (cfg, target_plan, out / "target", threads, False, None, tracking))],
-                          executor, out, threads, label="target")[0]
+                                (cfg, target_plan, out / "target", threads, False, None, tracking),
+                                distributed=True)], executor, out, threads, label="target")[0]
     actual = target["final_eval_loss"]
     lo, hi = prediction["interval_90"]
     capabilities = {}

@@ -42,6 +42,8 @@ class ExecutorSettings:
     slurm_time_min: int = 60
     slurm_array_parallelism: int = 64
     slurm_cluster: str | None = None  # submitit's cluster: None picks Slurm; "local" runs the same code here
+    slurm_nodes: int = 1  # a distributed job's nodes (the forecast's target) ...
+    slurm_tasks_per_node: int = 1  # ... and processes per node, started by srun, joined by torch.distributed
 
     def check(self) -> None:
         if self.kind not in EXECUTORS:
@@ -57,6 +59,7 @@ class Job:
     fn: Callable[..., dict]
     args: tuple
     cost: float = 1.0  # for ordering: the longest first
+    distributed: bool = False  # on Slurm: one process per task of slurm_nodes x slurm_tasks_per_node, as DDP ranks
 
 
 def _guarded(marker: str, token: str, fn: Callable[..., dict], *args: Any) -> dict:
@@ -174,15 +177,22 @@ def _slurm(wrapped, settings: ExecutorSettings, out: Path, threads: int, done) -
         params["gpus_per_node"] = settings.gpus_per_run
     executor.update_parameters(**{k: v for k, v in params.items() if executor.cluster == "slurm" or not
                                   k.startswith("slurm_")})
-    with executor.batch():
-        submitted = [(job, executor.submit(_requeueable(), *args)) for job, args in wrapped]
+    single = [(job, args) for job, args in wrapped if not job.distributed]
+    submitted = []
+    if single:
+        with executor.batch():
+            submitted = [(job, executor.submit(_requeueable(), *args)) for job, args in single]
+    for job, args in wrapped:
+        if job.distributed:  # srun starts every task; each joins torch.distributed through the env it exports
+            executor.update_parameters(nodes=settings.slurm_nodes, tasks_per_node=settings.slurm_tasks_per_node)
+            submitted.append((job, executor.submit(_requeueable(distributed=True), *args)))
     results = {}
     waiting = list(submitted)
     while waiting:
         for job, handle in list(waiting):
             if handle.done():
                 try:
-                    results[job.name] = handle.result()
+                    results[job.name] = handle.results()[0]  # a distributed job's rank 0
                 except UserError:
                     raise
                 except Exception as e:  # noqa: BLE001 (submitit re-raises the job's failure as it was)
@@ -194,13 +204,17 @@ def _slurm(wrapped, settings: ExecutorSettings, out: Path, threads: int, done) -
     return results
 
 
-def _requeueable():
+def _requeueable(distributed: bool = False):
     """The job function as submitit's Checkpointable: on preemption or timeout, `checkpoint()` resubmits
-    the same call, which resumes from the run folder's checkpoint."""
+    the same call, which resumes from the run folder's checkpoint. A distributed job's tasks first export
+    RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (submitit's TorchDistributedEnvironment): the trainer
+    reads them as it does under torchrun."""
     import submitit
 
     class Requeueable(submitit.helpers.Checkpointable):
         def __call__(self, *args: Any) -> dict:
+            if distributed:
+                submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
             return _guarded(*args)
 
     return Requeueable()
