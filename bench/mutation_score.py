@@ -57,7 +57,9 @@ def _config(modules: list[str], tests: list[str], depth: int) -> str:
     selection = ", ".join(f'"{t}"' for t in tests)
     return (f'[tool.mutmut]\nsource_paths = ["src/"]\nonly_mutate = [{only}]\n'
             f'pytest_add_cli_args_test_selection = [{selection}]\npytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
-            f"max_stack_depth = {depth}\nprocess_isolation = \"forkserver\"\n")
+            f"max_stack_depth = {depth}\nprocess_isolation = \"forkserver\"\n"
+            # a mutant that hangs a test is stopped at 6x the tests' measured time (mutmut's default is 30x)
+            "timeout_multiplier = 3.0\n")
 
 
 def _module_of(mutant: str, modules: list[str]) -> str:

@@ -54,6 +54,7 @@ def test_compute_optimal_allocation_minimises_loss_at_fixed_compute():
                               bounds=(np.log(1e6), np.log(1e13)), method="bounded")
     assert float(opt["params"]) == pytest.approx(np.exp(numeric.x), rel=1e-3)
     assert float(opt["tokens"]) * float(opt["params"]) * 6 == pytest.approx(c)
+    assert float(opt["tokens_per_param"]) == pytest.approx(float(opt["tokens"]) / float(opt["params"]))
 
 
 def test_loss_that_does_not_fall_is_refused():
@@ -115,6 +116,64 @@ def test_untrusted_fit_exits_3_without_a_prediction(tmp_path):
     proc = run_cli("fit", str(path), "--predict-flops", "1e22", "--json", str(tmp_path / "o.json"))
     assert proc.returncode == 3 and "does not fall" in proc.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_points_fill_the_missing_column_from_c_equals_6nd():
+    n, d = np.array([1e6, 2e6, 4e6]), np.array([1e8, 3e8, 9e8])
+    both = Points.from_columns(params=n, tokens=d, loss=[3, 2, 1])
+    assert both.flops == pytest.approx(6 * n * d)
+    assert Points.from_columns(params=n, flops=6 * n * d, loss=[3, 2, 1]).tokens == pytest.approx(d)
+    assert Points.from_columns(tokens=d, flops=6 * n * d, loss=[3, 2, 1]).params == pytest.approx(n)
+    only_c = Points.from_columns(flops=6 * n * d, loss=[3, 2, 1])
+    assert np.isnan(only_c.params).all() and np.isnan(only_c.tokens).all() and only_c.loss.dtype == float
+
+
+def test_percentile_interval_is_the_central_share_of_the_samples():
+    from scalelab.scaling.fit import percentile_interval
+
+    assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
+    assert percentile_interval(np.arange(101.0), 0.5) == pytest.approx((25.0, 75.0))
+    lo, hi = percentile_interval(np.stack([np.arange(101.0), 2 * np.arange(101.0)], axis=1), 0.8)
+    assert lo == pytest.approx([10.0, 20.0]) and hi == pytest.approx([90.0, 180.0])
+
+
+def test_bootstrap_is_seeded_draws_every_run_and_skips_unidentifiable_resamples():
+    """4 runs on 4 budgets: a resample of 4 keeps 3 or more budgets with probability 168/256 = 0.656;
+    the others cannot identify 3 parameters and are skipped, not the end of the bootstrap."""
+    flops = np.logspace(15, 18, 4)
+    points = Points.from_columns(flops=flops, params=np.sqrt(flops / 120),
+                                 loss=gpt4_predict(TRUE_GPT4, flops) * np.exp([0.01, -0.01, 0.01, -0.01]))
+    runs = [fit(points, "gpt4", [{"flops": 1e19}], n_bootstrap=1000, seed=s) for s in (0, 0, 1)]
+    assert runs[0].to_json() == runs[1].to_json()  # the same seed, the same numbers
+    assert runs[0].predictions[0]["interval"] != runs[2].predictions[0]["interval"]
+    for r in runs:
+        assert 0.61 < r.n_bootstrap / 1000 < 0.70
+
+
+def test_prediction_interval_carries_the_residual_scatter_with_its_dof_correction():
+    """3 budgets x 2 runs whose log residuals are exactly +-d: the fit goes through the budgets' means, the
+    residual scale is d·sqrt(n / dof) = 1.41d, and at a fitted budget the interval's half-widths come from
+    that scatter plus the resampled mean (at most d): between 1.8d and 3d each side."""
+    flops = np.repeat(np.logspace(15, 17, 3), 2)
+    d = 0.02
+    points = Points.from_columns(flops=flops, params=np.sqrt(flops / 120),
+                                 loss=gpt4_predict(TRUE_GPT4, flops) * np.exp(np.tile([d, -d], 3)))
+    result = fit(points, "gpt4", [{"flops": 1e16}], n_bootstrap=1000, seed=0)
+    assert result.residual_std == pytest.approx(d * np.sqrt(6 / 3))
+    pred = result.predictions[0]
+    assert pred["loss"] == pytest.approx(float(gpt4_predict(TRUE_GPT4, 1e16)), rel=1e-6)
+    up, down = np.log(pred["interval"][1] / pred["loss"]) / d, np.log(pred["loss"] / pred["interval"][0]) / d
+    assert 1.8 < up < 3 and 1.8 < down < 3, (up, down)
+
+
+def test_gpt4_fit_keeps_the_floor_non_negative_and_the_exponent_negative():
+    """Loss falling towards a negative 'floor' (3·C^-0.1 - 0.5): unbounded least squares would return
+    c = -0.5; the fit stops at its bound c = 0 (which the report then names as a limitation)."""
+    flops = np.logspace(15, 19, 8)
+    loss = 3 * (flops / 1e15) ** -0.1 - 0.5
+    result = fit(Points.from_columns(flops=flops, params=np.sqrt(flops / 120), loss=loss), "gpt4",
+                 [{"flops": 1e20}], n_bootstrap=20)
+    assert 0 <= result.params["c"] < 1e-6 and result.params["b"] < 0 and result.intervals["c"][0] >= 0
 
 
 def test_points_accept_any_two_of_n_d_c(tmp_path):

@@ -23,7 +23,15 @@ from scipy.optimize import least_squares
 from scipy.special import expit
 from scipy.stats import spearmanr
 
-from scalelab.scaling.fit import FitUntrusted, Points, band_grid, check_trustworthy, fit_once, predict_points
+from scalelab.scaling.fit import (
+    FitUntrusted,
+    Points,
+    band_grid,
+    check_trustworthy,
+    fit_once,
+    percentile_interval,
+    predict_points,
+)
 
 FORMS = ("two-step", "direct", "passrate")
 MIN_RUNGS = 4
@@ -324,17 +332,16 @@ def _bootstrap(ladder, model: _Model, fitter, queries: list[dict], n_bootstrap: 
                  rng.choice(model.residuals, len(queries)) * dof_scale)
         preds.append(m.predict(q_points, noise) if queries else np.zeros(0))
         curves.append(m.predict(grid))
-    tail = (1 - level) / 2 * 100
     preds = np.array(preds).reshape(len(preds), len(queries))
     curves = np.array(curves)
     centre = model.predict(q_points) if queries else np.zeros(0)
     predictions = []
     for i, q in enumerate(queries):
-        lo, hi = np.percentile(preds[:, i], [tail, 100 - tail]) if len(preds) else (np.nan, np.nan)
+        lo, hi = percentile_interval(preds[:, i], level) if len(preds) else (np.nan, np.nan)
         predictions.append({**q, metric_key: float(centre[i]), "interval": [float(lo), float(hi)]})
     band = {"flops": grid.flops.tolist(), "mid": model.predict(grid).tolist()}
     if len(curves):
-        lo, hi = np.percentile(curves, [tail, 100 - tail], axis=0)
+        lo, hi = percentile_interval(curves, level)
         band |= {"lo": lo.tolist(), "hi": hi.tolist()}
     return {"verdict": "ok", "params": model.params, "predictions": predictions, "band": band,
             "n_bootstrap": len(preds), "level": level}

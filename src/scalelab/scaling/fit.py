@@ -189,8 +189,7 @@ def check_trustworthy(points: Points) -> None:
         raise FitUntrusted(f"{len(points)} runs are too few for a fit; at least 4 are needed")
     if len(np.unique(points.flops)) < 3:
         raise FitUntrusted("the runs span fewer than 3 distinct compute budgets")
-    order = np.argsort(points.flops)
-    rho = np.corrcoef(np.argsort(np.argsort(points.flops[order])), np.argsort(np.argsort(points.loss[order])))[0, 1]
+    rho = np.corrcoef(np.argsort(np.argsort(points.flops)), np.argsort(np.argsort(points.loss)))[0, 1]
     if rho > -0.5:
         raise FitUntrusted(f"loss does not fall with compute (rank correlation {rho:+.2f}); no power law to fit")
 
@@ -211,6 +210,13 @@ def predict_points(form: str, params: dict, points: Points) -> np.ndarray:
     if form == "gpt4":
         return gpt4_predict(params, points.flops)
     return chinchilla_predict(params, points.params, points.tokens)
+
+
+def percentile_interval(samples, level: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The central `level` interval of bootstrap samples: their (1 - level)/2 and (1 + level)/2 quantiles."""
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(samples, [tail, 100 - tail], axis=axis)
+    return lo, hi
 
 
 def band_grid(flops: np.ndarray, query_flops: Sequence[float] = ()) -> np.ndarray:
@@ -242,19 +248,18 @@ def fit(points: Points, form: str = "gpt4", queries: Sequence[dict] = (), n_boot
         boot_params.append(p)
         noise = rng.choice(log_resid, size=len(queries)) * np.sqrt(len(points) / dof)
         boot_preds.append([_predict(form, p, q) * np.exp(z) for q, z in zip(queries, noise, strict=True)])
-    tail = (1 - level) / 2 * 100
-    intervals = {k: np.percentile([p[k] for p in boot_params], [tail, 100 - tail]).tolist() for k in params}
+    intervals = {k: [float(v) for v in percentile_interval([p[k] for p in boot_params], level)] for k in params}
     preds = np.array(boot_preds).reshape(len(boot_params), len(queries))
     predictions = []
     for i, q in enumerate(queries):
-        lo, hi = np.percentile(preds[:, i], [tail, 100 - tail])
+        lo, hi = percentile_interval(preds[:, i], level)
         predictions.append({**{k: float(v) for k, v in q.items()}, "loss": _predict(form, params, q),
                             "interval": [float(lo), float(hi)]})
     band = {}
     if form == "gpt4":
         grid = band_grid(points.flops, [q["flops"] for q in queries])
         curves = np.array([gpt4_predict(p, grid) for p in boot_params])
-        lo, hi = np.percentile(curves, [tail, 100 - tail], axis=0)
+        lo, hi = percentile_interval(curves, level)
         band = {"flops": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
     return FitResult(form, params, len(points), level, intervals, predictions, resid_std, len(boot_params),
                      leave_largest_out(points, form, backtest_k), band)
