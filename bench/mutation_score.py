@@ -12,7 +12,7 @@ the CLI counts as untested here: the kill rate is a lower bound. `--max-stack-de
 for a function only when it calls it within that many frames of project code (mutmut's own
 setting; -1 is any depth), which keeps slow end-to-end tests from being rerun for every mutant.
 Writes bench/results/mutation_score.json (or --out).
-Run: .venv/bin/python bench/mutation_score.py [--modules ...] [--tests ...] [--tests-from COMMIT]
+Run: .venv/bin/python bench/mutation_score.py [--modules ...] [--tests ...] [--commit COMMIT] [--mutants GLOB ...]
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--time-limit", type=float, help="seconds; then stop and report what was checked "
                         "(rerun to go on)")
+    parser.add_argument("--mutants", nargs="+", default=[], help="check only these mutants (mutmut's names or "
+                        "globs, e.g. 'scalelab.scaling.fit.x_fit__mutmut_*'), rechecking them; the report covers all")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mutation_score.json")
     args = parser.parse_args()
     code = code_version()
@@ -90,7 +92,7 @@ def main() -> None:
     (work / "pyproject.toml").write_text(_config(args.modules, args.tests, args.max_stack_depth))
     mutmut = Path(sys.executable).with_name("mutmut")
     start = time.perf_counter()
-    run = subprocess.Popen([str(mutmut), "run", "--max-children", str(args.max_children)], cwd=work,
+    run = subprocess.Popen([str(mutmut), "run", "--max-children", str(args.max_children), *args.mutants], cwd=work,
                            stdout=subprocess.DEVNULL, start_new_session=True)
     try:
         finished = run.wait(args.time_limit) == 0

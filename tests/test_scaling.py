@@ -47,6 +47,24 @@ def test_chinchilla_approach_3_recovers_parameters():
     assert result.predictions[0]["loss"] == pytest.approx(truth, rel=0.01)
 
 
+def test_chinchilla_objective_its_gradient_and_the_grid_of_starts_agree():
+    """The grid search that picks L-BFGS's starts scores each start by the same Huber objective, and the
+    objective's analytic gradient is its finite-difference gradient."""
+    from scalelab.scaling.fit import CHINCHILLA_GRID, _chinchilla_objective, _grid_objective
+
+    rng = np.random.default_rng(2)
+    n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 20))
+    d = np.exp(rng.uniform(np.log(1e9), np.log(1e12), 20))
+    logs = (np.log(n), np.log(d), np.log(chinchilla_predict(TRUE_CHIN, n, d) * np.exp(rng.normal(0, 0.01, 20))))
+    grid = CHINCHILLA_GRID[::97]
+    assert _grid_objective(grid, *logs) == pytest.approx([_chinchilla_objective(g, *logs)[0] for g in grid])
+    theta = np.array([6.0, 6.0, 0.5, 0.34, 0.28])
+    value, grad = _chinchilla_objective(theta, *logs)
+    numeric = [(_chinchilla_objective(theta + h, *logs)[0] - _chinchilla_objective(theta - h, *logs)[0]) / 2e-6
+               for h in np.eye(5) * 1e-6]
+    assert grad == pytest.approx(numeric, rel=1e-4, abs=1e-9)
+
+
 def test_compute_optimal_allocation_minimises_loss_at_fixed_compute():
     c = 1e22
     opt = compute_optimal(TRUE_CHIN, c)
