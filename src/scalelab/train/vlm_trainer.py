@@ -96,7 +96,10 @@ class VLMTrainConfig(BaseModel):
 VLM_PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on a 2-core CPU: the embedded scenes, our decoder from scratch. Chosen on a validation stream of
     # scenes (split "valid"), never on the held-out one: 1,500 steps with 2 layers gave accuracy 0.52 there,
-    # 4,000 with 2 layers 0.41 (count and colour fell to chance), 4,000 with 3 layers 0.63.
+    # 4,000 with 2 layers 0.41 (count and colour fell to chance), 4,000 with 3 layers 0.63. No variant tried
+    # lifts left_of off chance on that stream (0.48 each, one thread per run): 5,500 steps; the question before
+    # the image; 4 heads of 16; four questions per training scene in one sequence (count 0.93 but statement 0.54;
+    # left_of reached 0.66 at step 2,100 of 4,000, then fell back).
     "vlm-tiny": dict(steps=4000, batch_size=32, n_layer=3),
     # SmolLM2-135M-Instruct as the frozen text model; tower and projector trained (slow on a CPU).
     "vlm-smollm2": dict(text="pretrained", text_model="smollm2", train_text=False, steps=300, batch_size=8,
