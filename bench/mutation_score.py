@@ -12,7 +12,8 @@ the CLI counts as untested here: the kill rate is a lower bound. `--max-stack-de
 for a function only when it calls it within that many frames of project code (mutmut's own
 setting; -1 is any depth), which keeps slow end-to-end tests from being rerun for every mutant.
 Writes bench/results/mutation_score.json (or --out).
-Run: .venv/bin/python bench/mutation_score.py [--modules ...] [--tests ...] [--commit COMMIT] [--mutants GLOB ...]
+Run: .venv/bin/python bench/mutation_score.py [--modules ...] [--tests ...] [--commit COMMIT]
+     [--mutants GLOB ...] [--work NAME]
 """
 
 from __future__ import annotations
@@ -81,12 +82,14 @@ def main() -> None:
                         "(rerun to go on)")
     parser.add_argument("--mutants", nargs="+", default=[], help="check only these mutants (mutmut's names or "
                         "globs, e.g. 'scalelab.scaling.fit.x_fit__mutmut_*'), rechecking them; the report covers all")
+    parser.add_argument("--work", help="the folder under runs/mutation to run in and resume (default: named after "
+                        "the commit), e.g. to recheck an earlier run's survivors against the tests as they are now")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mutation_score.json")
     args = parser.parse_args()
     code = code_version()
     commit = args.commit and subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.commit], capture_output=True,
                                             text=True, check=True).stdout.strip()
-    work = ROOT / "runs" / "mutation" / (commit or f"worktree-{code['commit']}")[:16]
+    work = ROOT / "runs" / "mutation" / (args.work or (commit or f"worktree-{code['commit']}")[:16])
     work.mkdir(parents=True, exist_ok=True)
     _copy_tree(work, commit)
     (work / "pyproject.toml").write_text(_config(args.modules, args.tests, args.max_stack_depth))
