@@ -59,8 +59,10 @@ def _config(modules: list[str], tests: list[str], depth: int) -> str:
     return (f'[tool.mutmut]\nsource_paths = ["src/"]\nonly_mutate = [{only}]\n'
             f'pytest_add_cli_args_test_selection = [{selection}]\npytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
             f"max_stack_depth = {depth}\nprocess_isolation = \"forkserver\"\n"
-            # a mutant that hangs a test is stopped at 6x the tests' measured time (mutmut's default is 30x)
-            "timeout_multiplier = 3.0\n")
+            # a mutant that hangs a test is stopped at 6x (the tests' measured time + 20 s) of CPU (mutmut's
+            # default is 30x (time + 1 s)); the 20 s covers what a forked test spends before its measured part
+            # (loading a model), which with 1 s turned fast tests into false timeouts
+            "timeout_multiplier = 3.0\ntimeout_constant = 20.0\n")
 
 
 def _module_of(mutant: str, modules: list[str]) -> str:

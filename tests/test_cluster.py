@@ -138,6 +138,13 @@ def slurm(tmp_path_factory):
     else:
         pytest.skip(f"the test Slurm node never became idle (sinfo: {state!r}); see {root}/slurmd.log")
     yield env
+    # every job ends before its daemons do: a job whose result is read may still be finishing its srun step,
+    # and with slurmd gone first its slurmstepd and srun would outlive the test
+    subprocess.run(["scancel", "--full", "--user", "root"], env=env, capture_output=True)
+    for _ in range(60):
+        if not subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True).stdout.strip():
+            break
+        time.sleep(0.5)
     for pid_file in ("slurmd.pid", "slurmctld.pid", "munged.pid"):
         try:
             os.kill(int((root / pid_file).read_text()), signal.SIGTERM)
