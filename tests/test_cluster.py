@@ -199,7 +199,7 @@ def test_submitit_local_executor_runs_the_same_submission_code(tmp_path, corpus_
 
 
 def test_forecast_ladder_on_ray_equals_local(tmp_path, corpus_spec, token_data):
-    pytest.importorskip("ray")
+    ray = pytest.importorskip("ray")
     from scalelab.scaling.forecast import forecast_config, train_ladder
     from scalelab.scaling.ladder import plan_run
     from scalelab.train.executors import ExecutorSettings
@@ -208,7 +208,10 @@ def test_forecast_ladder_on_ray_equals_local(tmp_path, corpus_spec, token_data):
                           eval_tokens=2048, threads=1, recipe={"vocab_size": 300, "steps": 20})
     plans = [plan_run(cfg.recipe, flops, f"L{i}", seed=i) for i, flops in enumerate([2e9, 4e9])]
     local = train_ladder(cfg, plans, tmp_path / "local", token_data)
-    ray_run = train_ladder(cfg, plans, tmp_path / "ray", None, ExecutorSettings(kind="ray"))
+    try:
+        ray_run = train_ladder(cfg, plans, tmp_path / "ray", None, ExecutorSettings(kind="ray"))
+    finally:
+        ray.shutdown()  # the local Ray instance started in this process: its workers would idle on to the end
     assert [e["final_eval_loss"] for e in ray_run] == pytest.approx([e["final_eval_loss"] for e in local], abs=1e-6)
     # the run folder is the source of truth: a local executor finishing the Ray folder retrains nothing
     stamps = {p: p.stat().st_mtime for p in (tmp_path / "ray").rglob("summary.json")}

@@ -604,3 +604,26 @@ def test_openai_backend_retries_rate_limits(tmp_path):
         assert len(calls) == 3
     finally:
         server.shutdown()
+
+
+def test_paired_difference_and_mcnemar_are_their_formulas():
+    """The comparison numbers `scalelab compare` reports, pinned to their definitions on known data."""
+    from scipy import stats as sps
+
+    from scalelab.evals.stats import bootstrap_means, paired_difference
+
+    a = [1, 1, 1, 0, 1, 0, 1, 1, 0, 1] * 3
+    b = [1, 0, 0, 0, 1, 1, 0, 1, 0, 0] * 3
+    out = paired_difference(a, b, seed=4, n_bootstrap=500)
+    d = np.array(a, float) - np.array(b, float)
+    means = bootstrap_means(d, 4, 500)
+    assert out["difference"] == pytest.approx(d.mean()) and out["n"] == 30
+    assert out["ci95"] == pytest.approx(np.percentile(means, [2.5, 97.5]).tolist())
+    assert out["p_bootstrap"] == pytest.approx(np.mean(np.abs(means - d.mean()) >= abs(d.mean())))
+    assert paired_difference(a, b, seed=4, n_bootstrap=500) == out  # seeded
+    assert paired_difference([0.5, 0.25], [0.25, 0.5], seed=0, n_bootstrap=50)["difference"] == 0.0  # not rounded
+    test = mcnemar(a, b)
+    assert (test["only_a"], test["only_b"]) == (12, 3)
+    assert test["p_value"] == pytest.approx(sps.binomtest(12, 15, 0.5).pvalue)
+    assert mcnemar([0.5, 1], [0.5, 0]) == {"only_a": 1, "only_b": 0, "p_value": 1.0}  # 0.5 is not a pass
+    assert mcnemar([1, 0], [1, 0])["p_value"] == 1.0
