@@ -197,17 +197,18 @@ def preregister(cfg: ForecastConfig, ladder: list[dict], target_plan: RunPlan, t
     return prediction
 
 
-def open_forecast(out: Path, resume: bool) -> tuple[dict | None, dict | None]:
-    """A forecast folder's state: (forecast.json when finished, the saved plan's config when resuming).
-    A folder holding a forecast needs --resume; --resume needs a plan to continue."""
+def open_forecast(out: Path, resume: bool, cfg: Any) -> tuple[dict | None, Any]:
+    """A forecast folder's state: (forecast.json when finished, else None; the config to run: the saved
+    plan's when resuming, else `cfg`). A folder holding a forecast needs --resume; --resume needs a plan."""
     plan_path = out / "plan.json"
     if plan_path.exists() and not resume:
         raise UserError(f"{out} already holds a forecast; pass --resume to continue it or choose another --out")
     if resume and not plan_path.exists():
         raise UserError(f"{out} holds no forecast to resume (no plan.json); drop --resume to start one")
     if resume and (out / "forecast.json").exists():
-        return json.loads((out / "forecast.json").read_text()), None  # finished: nothing left to do
-    return None, json.loads(plan_path.read_text())["config"] if resume else None
+        return json.loads((out / "forecast.json").read_text()), cfg  # finished: nothing left to do
+    check_output_dir(out)
+    return None, type(cfg)(**json.loads(plan_path.read_text())["config"]) if resume else cfg
 
 
 def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False,
@@ -218,12 +219,9 @@ def run_forecast(cfg: ForecastConfig, out: str | Path, resume: bool = False,
     out = Path(out)
     started = time.perf_counter()
     plan_path = out / "plan.json"
-    finished, saved = open_forecast(out, resume)
+    finished, cfg = open_forecast(out, resume, cfg)
     if finished is not None:
         return finished
-    if saved is not None:
-        cfg = ForecastConfig(**saved)
-    check_output_dir(out)
     recipe = cfg.recipe
     plans = design_ladder(recipe, cfg.target_flops, cfg.max_fraction, cfg.n_runs, cfg.span_decades,
                           cfg.seeds_below, cfg.n_seeds)

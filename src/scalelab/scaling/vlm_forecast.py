@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from scalelab.errors import UserError
-from scalelab.io import check_output_dir, write_json
+from scalelab.io import write_json
 from scalelab.model.vlm import VLM, VLMConfig
 from scalelab.provenance import stamp
 from scalelab.scaling.fit import FitUntrusted, Points, fit
@@ -95,12 +95,9 @@ def run_vlm_forecast(cfg: VLMForecastConfig, out: str | Path, resume: bool = Fal
     out = Path(out)
     started = time.perf_counter()
     plan_path = out / "plan.json"
-    finished, saved = open_forecast(out, resume)
+    finished, cfg = open_forecast(out, resume, cfg)
     if finished is not None:
         return finished
-    if saved is not None:
-        cfg = VLMForecastConfig(**saved)
-    check_output_dir(out)
     budgets = ladder_budgets(cfg.target_flops, cfg.max_fraction, cfg.n_runs, cfg.span_decades)
     plans = [(f"L{i}", plan_vlm_run(cfg.recipe, b, cfg.eval_items, seed))
              for i, b in enumerate(budgets) for seed in range(cfg.n_seeds)]
