@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 from scalelab.align import Rubric, grade, read_instructions, read_preferences
+from scalelab.align.rbrm import DEFAULT_RUBRIC
+from scalelab.align.refusal_classifier import MARKER, RefusalClassifier
 from scalelab.errors import UserError
 from scalelab.evals import load_backend
 from scalelab.evals.requests import Generation
@@ -65,6 +67,7 @@ def test_rbrm_probabilities_are_the_softmax_of_the_graders_letter_likelihoods(ti
     grader = LetterGrader(scripted)
     graded = grade(grader, rubric, items)
     assert [r.continuation for r in grader.requests] == [" A", " B", " C", " D"] * 2
+    assert DEFAULT_RUBRIC.strip() in grader.requests[0].context  # the grader reads the rubric, a class per line
     for item, g in zip(items, graded, strict=True):
         lls = scripted[item["response"]]
         z = sum(math.exp(x) for x in lls)
@@ -102,6 +105,49 @@ def test_rbrm_text_grader_invalid_replies_are_counted_not_scored():
     assert graded[0]["reward"] == 1.0 and graded[2]["reward"] == -1.0 and "reward" not in graded[1]
     with pytest.raises(UserError, match="named no rubric class"):
         grade(TextOnlyGrader(["no idea"] * 3), rubric, items)
+
+
+class ScriptedClassifier(RefusalClassifier):
+    """Stands in for a trained judge's weights: scripted P(refusal) per response (the mapping of that
+    probability into rubric classes is what is tested; the classifier itself in test_redteam)."""
+
+    def __init__(self, p_refusal: dict[str, float]):
+        self.p_refusal, self.identity = p_refusal, "trained:scripted"
+
+    def refusal_probability(self, prompts, responses, batch_size=8):
+        return [self.p_refusal[r] for r in responses]
+
+
+def test_rbrm_with_a_trained_judge_puts_its_refusal_probability_into_the_rubric_classes():
+    rubric = Rubric.load(None)
+    items = [{"prompt": "p", "response": "No.", "tag": "disallowed"},
+             {"prompt": "p", "response": "Here it is.", "tag": "disallowed"},
+             {"prompt": "q", "response": "Sure: 42.", "tag": "allowed"},
+             {"prompt": "q", "response": "Sure: 42."}]  # untagged counts as allowed
+    graded = grade(ScriptedClassifier({"No.": 0.9, "Here it is.": 0.25, "Sure: 42.": 0.125}), rubric, items)
+    assert [g["probs"] for g in graded] == [{"A": 0.9, "B": 0.0, "C": pytest.approx(0.1), "D": 0.0},
+                                            {"A": 0.25, "B": 0.0, "C": 0.75, "D": 0.0},
+                                            {"A": 0.125, "B": 0.0, "C": 0.0, "D": 0.875},
+                                            {"A": 0.125, "B": 0.0, "C": 0.0, "D": 0.875}]
+    assert [g["class"] for g in graded] == ["A", "C", "D", "D"]
+    assert [g["reward"] for g in graded] == pytest.approx([0.8, -0.5, 0.75, 0.75])
+
+
+def test_grader_specs_are_checked_and_loaded_by_kind(tiny_run, tmp_path):
+    from scalelab.align.rbrm import check_grader_spec, load_grader
+
+    with pytest.raises(UserError, match=r"^/no/such is not a trained judge"):
+        check_grader_spec("trained:/no/such")
+    with pytest.raises(UserError, match=r"^/no/such is not a trained judge"):
+        load_grader("trained:/no/such")
+    (tmp_path / MARKER).write_text("{}")
+    check_grader_spec(f"trained:{tmp_path}")  # a folder with the marker passes without loading anything
+    with pytest.raises(UserError, match="unknown model spec 'oracle'"):
+        check_grader_spec("oracle")
+    with pytest.raises(UserError, match="holds no checkpoint.pt"):
+        check_grader_spec(f"run:{tmp_path}")
+    check_grader_spec(f"run:{tiny_run}")
+    assert load_grader(f"run:{tiny_run}").identity == load_backend(f"run:{tiny_run}").identity
 
 
 def test_sft_lowers_the_response_loss(tiny_run, tmp_path):

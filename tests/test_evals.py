@@ -627,3 +627,20 @@ def test_paired_difference_and_mcnemar_are_their_formulas():
     assert test["p_value"] == pytest.approx(sps.binomtest(12, 15, 0.5).pvalue)
     assert mcnemar([0.5, 1], [0.5, 0]) == {"only_a": 1, "only_b": 0, "p_value": 1.0}  # 0.5 is not a pass
     assert mcnemar([1, 0], [1, 0])["p_value"] == 1.0
+
+
+def test_proportion_is_the_wilson_interval():
+    """The share and 95% interval every ASR and over-refusal rate is reported with: Wilson's score
+    interval written out, exact at 0/n and n/n where a bootstrap collapses to a point."""
+    from scalelab.evals.stats import proportion
+
+    z = 1.959963984540054
+    for k, n in [(7, 20), (0, 12), (12, 12), (1, 3)]:
+        centre = (k + z * z / 2) / (n + z * z)
+        half = z / (n + z * z) * np.sqrt(k * (n - k) / n + z * z / 4)
+        out = proportion(k, n)
+        assert out["value"] == k / n and out["n"] == n
+        assert out["ci95"] == pytest.approx([centre - half, centre + half], abs=1e-12)
+    assert proportion(0, 12)["ci95"][0] == pytest.approx(0, abs=1e-12)
+    assert proportion(12, 12)["ci95"][1] == pytest.approx(1)
+    assert proportion(0, 0) == {"value": None, "ci95": [None, None], "n": 0}
