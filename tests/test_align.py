@@ -221,6 +221,64 @@ def test_rlaif_labels_average_both_orders(tiny_run):
     assert -1 <= rewards[0] <= 1
 
 
+class PairLabeller:
+    """Stands in for a labelling model: a scripted P(" 1") for each (first, second) order of two
+    responses, read from the comparison prompt; scripted rationales for the CoT variant."""
+
+    identity = "pair-labeller"
+
+    def __init__(self, p_first: dict[tuple[str, str], float], rationale: str = "Because."):
+        self.p_first, self.rationale, self.requests, self.asked = p_first, rationale, [], []
+
+    def loglikelihood(self, requests):
+        import math
+
+        self.requests += requests
+        out = []
+        for r in requests:
+            (first, second), p = next((k, v) for k, v in self.p_first.items()
+                                      if f"[Response 1]\n{k[0]}\n\n[Response 2]\n{k[1]}\n" in r.context)
+            out.append(math.log(p if r.continuation == " 1" else 1 - p) - 3.0)  # unnormalised on purpose
+        return out
+
+    def generate(self, requests):
+        self.asked += requests
+        return [[f" {self.rationale} "] for _ in requests]
+
+
+def test_rlaif_labels_are_order_averaged_probabilities_with_bias_and_agreement():
+    from scalelab.align import label_pairs
+    from scalelab.align.rlaif import ANSWER, PAIR, RATIONALE
+
+    rows = [{"prompt": "P0", "a": "good", "b": "bad", "human": "a"},  # prefers good in both orders
+            {"prompt": "P1", "a": "x", "b": "y", "human": "a"},  # prefers whatever comes first
+            {"prompt": "P2", "a": "m", "b": "n"}]  # prefers whatever comes second; no human label
+    scripted = {("good", "bad"): 0.8, ("bad", "good"): 0.3, ("x", "y"): 0.6, ("y", "x"): 0.9,
+                ("m", "n"): 0.2, ("n", "m"): 0.4}
+    labeller = PairLabeller(scripted)
+    out = label_pairs(labeller, rows)
+    got = [x for lab in out["labels"] for x in (lab["p_a_first"], lab["p_a_second"], lab["p_a"])]
+    assert got == pytest.approx([0.8, 0.7, 0.75, 0.6, 0.1, 0.35, 0.2, 0.6, 0.4], abs=1e-12)
+    assert out["position_bias_rate"] == pytest.approx(2 / 3)
+    assert out["human_agreement"] == 0.5 and out["n_human"] == 2
+    assert [lab["human"] for lab in out["labels"][:2]] == ["a", "a"] and "rationales" not in out["labels"][0]
+    first = PAIR.format(prompt="P0", first="good", second="bad")
+    assert [(r.context, r.continuation) for r in labeller.requests[:4]] == [
+        (f"{first}\n\n{ANSWER}", " 1"), (f"{first}\n\n{ANSWER}", " 2"),
+        (f"{PAIR.format(prompt='P0', first='bad', second='good')}\n\n{ANSWER}", " 1"),
+        (f"{PAIR.format(prompt='P0', first='bad', second='good')}\n\n{ANSWER}", " 2")]
+    assert "human_agreement" not in label_pairs(labeller, rows[2:]) and label_pairs(labeller, [])["labels"] == []
+    # chain of thought: a rationale per order, greedy and stopped at a blank line or the answer cue, then read
+    cot_labeller = PairLabeller(scripted, rationale="B is worse.")
+    cot = label_pairs(cot_labeller, rows[:1], cot=True, rationale_tokens=12)
+    assert [g.prompt for g in cot_labeller.asked] == [first + RATIONALE,
+                                                      PAIR.format(prompt="P0", first="bad", second="good") + RATIONALE]
+    assert all(g.max_tokens == 12 and set(g.stop) == {"\n\n", ANSWER} for g in cot_labeller.asked)
+    assert cot["labels"][0]["rationales"] == ["B is worse.", "B is worse."]
+    assert cot_labeller.requests[0].context == f"{first}{RATIONALE} B is worse.\n{ANSWER}"
+    assert cot["labels"][0]["p_a"] == pytest.approx(0.75)
+
+
 NOISE = ["zzz qqq xx yy", "!! ?? ## %%", "qq zz qq zz", "x y z w v u", "~~ ^^ ~~ ^^", "yy xx ww vv"]
 
 

@@ -644,3 +644,45 @@ def test_proportion_is_the_wilson_interval():
     assert proportion(0, 12)["ci95"][0] == pytest.approx(0, abs=1e-12)
     assert proportion(12, 12)["ci95"][1] == pytest.approx(1)
     assert proportion(0, 0) == {"value": None, "ci95": [None, None], "n": 0}
+
+
+class _Echo:
+    """Stands in for a model: the log-likelihood is minus the continuation's length, a generation
+    echoes the prompt; every call is recorded."""
+
+    def __init__(self, identity="echo"):
+        self.identity, self.calls = identity, []
+
+    def loglikelihood(self, requests):
+        self.calls.append(len(requests))
+        return [-float(len(r.continuation)) for r in requests]
+
+    def generate(self, requests):
+        self.calls.append(len(requests))
+        return [[r.prompt.upper()] for r in requests]
+
+
+def test_cached_backend_asks_once_per_distinct_request_in_chunks_and_keeps_order(tmp_path, monkeypatch):
+    from scalelab.evals import cache as cache_module
+    from scalelab.evals.requests import Generation
+
+    monkeypatch.setattr(cache_module, "CHUNK", 300)
+    requests = [Loglikelihood(f"c{i % 700}", "x" * (i % 7)) for i in range(1400)]  # 700 distinct, each twice
+    heard = []
+    model = _Echo()
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    cached = CachedBackend(model, cache, on_answer=heard.append)
+    assert cached.identity == "echo"
+    assert cached.loglikelihood(requests) == [-float(i % 7) for i in range(1400)]
+    assert model.calls == [300, 300, 100]  # distinct requests only, CHUNK at a time
+    assert heard == [0, 600, 600, 200] and sum(heard) == len(requests)  # duplicates counted as answered
+    assert len(cache.get("echo", [r.key() for r in requests])) == 700  # read back past 500 keys a query
+    heard.clear()
+    assert cached.loglikelihood(requests[::-1]) == [-float(i % 7) for i in range(1400)][::-1]
+    assert model.calls == [300, 300, 100] and heard == [1400]  # all from the cache, nothing asked
+    assert cache.get("other", [requests[0].key()]) == {}  # keyed by model identity
+    gens = [Generation("ab", max_tokens=2), Generation("cd", max_tokens=2), Generation("ab", max_tokens=2)]
+    assert cached.generate(gens) == [["AB"], ["CD"], ["AB"]] and model.calls[-1] == 2
+    fresh = _Echo()
+    assert CachedBackend(fresh, ResponseCache(tmp_path / "c.sqlite")).generate(gens[:1]) == [["AB"]]
+    assert fresh.calls == []  # read from the file another process wrote

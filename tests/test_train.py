@@ -35,6 +35,12 @@ def test_schedule_warms_up_then_ends_exactly_at_min_ratio():
     # quarter 0.1 + 0.45 (1 + cos(pi/4)) = 0.868 (a linear decay would give 0.775)
     assert factors[20 + 90] == pytest.approx(0.55)
     assert factors[20 + 45] == pytest.approx(0.1 + 0.45 * (1 + 2 ** -0.5))
+    assert lr_factor(total + 50, total, 0.1, 0.1) == pytest.approx(0.1)  # past the end it stays at the floor
+    # warmup steps are whole: 5% of 30 is 1 step, so step 0 already runs at the peak
+    assert lr_factor(0, 30, 0.05, 0.2) == 1.0 and lr_factor(1, 30, 0.05, 0.2) == 1.0
+    # no room to decay (warmup to the last step, or a one-step run): the last step still ends at the floor
+    assert [lr_factor(s, 10, 0.95, 0.2) for s in range(10)] == pytest.approx([*(k / 9 for k in range(1, 10)), 0.2])
+    assert lr_factor(0, 1, 0.0, 0.2) == 0.2 and [lr_factor(s, 2, 0.0, 0.2) for s in range(2)] == [1.0, 0.2]
 
 
 def _ngram_losses(token_data) -> tuple[float, float]:
