@@ -99,7 +99,10 @@ VLM_PRESETS: dict[str, dict[str, Any]] = {
     # 4,000 with 2 layers 0.41 (count and colour fell to chance), 4,000 with 3 layers 0.63. No variant tried
     # lifts left_of off chance on that stream (0.48 each, one thread per run): 5,500 steps; the question before
     # the image; 4 heads of 16; four questions per training scene in one sequence (count 0.93 but statement 0.54;
-    # left_of reached 0.66 at step 2,100 of 4,000, then fell back).
+    # left_of reached 0.66 at step 2,100 of 4,000, then fell back); training-only questions "Is the X on the
+    # left?" for a quarter of the scenes (left_of 0.45; the model answered those at 0.54, base rate 0.55: it does
+    # not localise a named shape at all); the vision tower's position table started as a fixed 2-D sin-cos grid
+    # (left_of 0.48).
     "vlm-tiny": dict(steps=4000, batch_size=32, n_layer=3),
     # SmolLM2-135M-Instruct as the frozen text model; tower and projector trained (slow on a CPU).
     "vlm-smollm2": dict(text="pretrained", text_model="smollm2", train_text=False, steps=300, batch_size=8,
