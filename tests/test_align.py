@@ -108,14 +108,14 @@ def test_rbrm_text_grader_invalid_replies_are_counted_not_scored():
 
 
 class ScriptedClassifier(RefusalClassifier):
-    """Stands in for a trained judge's weights: scripted P(refusal) per response (the mapping of that
+    """Stands in for a trained judge's weights: scripted P(refusal) per (prompt, response) (the mapping of that
     probability into rubric classes is what is tested; the classifier itself in test_redteam)."""
 
-    def __init__(self, p_refusal: dict[str, float]):
+    def __init__(self, p_refusal: dict[tuple[str, str], float]):
         self.p_refusal, self.identity = p_refusal, "trained:scripted"
 
     def refusal_probability(self, prompts, responses, batch_size=8):
-        return [self.p_refusal[r] for r in responses]
+        return [self.p_refusal[pair] for pair in zip(prompts, responses, strict=True)]
 
 
 def test_rbrm_with_a_trained_judge_puts_its_refusal_probability_into_the_rubric_classes():
@@ -124,7 +124,8 @@ def test_rbrm_with_a_trained_judge_puts_its_refusal_probability_into_the_rubric_
              {"prompt": "p", "response": "Here it is.", "tag": "disallowed"},
              {"prompt": "q", "response": "Sure: 42.", "tag": "allowed"},
              {"prompt": "q", "response": "Sure: 42."}]  # untagged counts as allowed
-    graded = grade(ScriptedClassifier({"No.": 0.9, "Here it is.": 0.25, "Sure: 42.": 0.125}), rubric, items)
+    scripted = {("p", "No."): 0.9, ("p", "Here it is."): 0.25, ("q", "Sure: 42."): 0.125}  # it reads both
+    graded = grade(ScriptedClassifier(scripted), rubric, items)
     assert [g["probs"] for g in graded] == [{"A": 0.9, "B": 0.0, "C": pytest.approx(0.1), "D": 0.0},
                                             {"A": 0.25, "B": 0.0, "C": 0.75, "D": 0.0},
                                             {"A": 0.125, "B": 0.0, "C": 0.0, "D": 0.875},
