@@ -670,7 +670,8 @@ def test_cached_backend_asks_once_per_distinct_request_in_chunks_and_keeps_order
     requests = [Loglikelihood(f"c{i % 700}", "x" * (i % 7)) for i in range(1400)]  # 700 distinct, each twice
     heard = []
     model = _Echo()
-    cache = ResponseCache(tmp_path / "c.sqlite")
+    path = tmp_path / "not" / "yet" / "c.sqlite"  # a first run: the cache's folders do not exist yet
+    cache = ResponseCache(path)
     cached = CachedBackend(model, cache, on_answer=heard.append)
     assert cached.identity == "echo"
     assert cached.loglikelihood(requests) == [-float(i % 7) for i in range(1400)]
@@ -684,5 +685,5 @@ def test_cached_backend_asks_once_per_distinct_request_in_chunks_and_keeps_order
     gens = [Generation("ab", max_tokens=2), Generation("cd", max_tokens=2), Generation("ab", max_tokens=2)]
     assert cached.generate(gens) == [["AB"], ["CD"], ["AB"]] and model.calls[-1] == 2
     fresh = _Echo()
-    assert CachedBackend(fresh, ResponseCache(tmp_path / "c.sqlite")).generate(gens[:1]) == [["AB"]]
+    assert CachedBackend(fresh, ResponseCache(path)).generate(gens[:1]) == [["AB"]]
     assert fresh.calls == []  # read from the file another process wrote
