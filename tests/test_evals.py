@@ -667,20 +667,20 @@ def test_cached_backend_asks_once_per_distinct_request_in_chunks_and_keeps_order
     from scalelab.evals.requests import Generation
 
     monkeypatch.setattr(cache_module, "CHUNK", 300)
-    requests = [Loglikelihood(f"c{i % 700}", "x" * (i % 7)) for i in range(1400)]  # 700 distinct, each twice
+    requests = [Loglikelihood(f"c{i % 1050}", "x" * (i % 7)) for i in range(2100)]  # 1050 distinct, each twice
     heard = []
     model = _Echo()
     path = tmp_path / "not" / "yet" / "c.sqlite"  # a first run: the cache's folders do not exist yet
     cache = ResponseCache(path)
     cached = CachedBackend(model, cache, on_answer=heard.append)
     assert cached.identity == "echo"
-    assert cached.loglikelihood(requests) == [-float(i % 7) for i in range(1400)]
-    assert model.calls == [300, 300, 100]  # distinct requests only, CHUNK at a time
-    assert heard == [0, 600, 600, 200] and sum(heard) == len(requests)  # duplicates counted as answered
-    assert len(cache.get("echo", [r.key() for r in requests])) == 700  # read back past 500 keys a query
+    assert cached.loglikelihood(requests) == [-float(i % 7) for i in range(2100)]
+    assert model.calls == [300, 300, 300, 150]  # distinct requests only, CHUNK at a time
+    assert heard == [0, 600, 600, 600, 300] and sum(heard) == len(requests)  # duplicates counted as answered
+    assert len(cache.get("echo", [r.key() for r in requests])) == 1050  # read back 500 keys a query
     heard.clear()
-    assert cached.loglikelihood(requests[::-1]) == [-float(i % 7) for i in range(1400)][::-1]
-    assert model.calls == [300, 300, 100] and heard == [1400]  # all from the cache, nothing asked
+    assert cached.loglikelihood(requests[::-1]) == [-float(i % 7) for i in range(2100)][::-1]
+    assert model.calls == [300, 300, 300, 150] and heard == [2100]  # all from the cache, nothing asked
     assert cache.get("other", [requests[0].key()]) == {}  # keyed by model identity
     gens = [Generation("ab", max_tokens=2), Generation("cd", max_tokens=2), Generation("ab", max_tokens=2)]
     assert cached.generate(gens) == [["AB"], ["CD"], ["AB"]] and model.calls[-1] == 2
