@@ -70,11 +70,17 @@ def test_training_lowers_the_heldout_answer_loss(vlm_run, tmp_path):
     assert rows[-1]["step"] == SETTINGS["steps"]
 
 
-def test_a_killed_run_resumes_to_the_uninterrupted_weights(vlm_run, tmp_path):
+def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """Bit for bit, in fp32: bf16 training on a CPU with AMX was seen to differ in the last bits between
+    two uninterrupted runs of the same settings (2 of 36 repeats on a 2-core Xeon), so exact equality is
+    asked of fp32."""
     from scalelab.train.checkpoint import load_checkpoint
+    from scalelab.train.vlm_trainer import VLMTrainConfig, train_vlm
 
+    exact = {**SETTINGS, "precision": "fp32"}
+    train_vlm(VLMTrainConfig(**exact), tmp_path / "whole", show_progress=False)
     run = tmp_path / "killed"
-    settings = [f"--set={k}={v}" for k, v in {**SETTINGS, "checkpoint_every": 10}.items()]
+    settings = [f"--set={k}={v}" for k, v in {**exact, "checkpoint_every": 10}.items()]
     proc = subprocess.Popen([sys.executable, "-m", "scalelab", "train", "--preset", "vlm-tiny", *settings, "--out",
                              str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -89,7 +95,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(vlm_run, tmp_path):
     assert 20 <= step < SETTINGS["steps"], step  # killed mid-run
     proc = run_cli("train", "--resume", "--out", str(run))
     assert proc.returncode == 0, proc.stderr
-    a, b = load_checkpoint(run)["model"], load_checkpoint(vlm_run[0])["model"]
+    a, b = load_checkpoint(run)["model"], load_checkpoint(tmp_path / "whole")["model"]
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert a.keys() == b.keys() and not different, different  # each step's batch: a function of (seed, step)
 
