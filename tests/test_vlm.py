@@ -72,7 +72,7 @@ def test_training_lowers_the_heldout_answer_loss(vlm_run, tmp_path):
 
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     """Bit for bit, in fp32: bf16 training on a CPU with AMX gave different weights for
-    two uninterrupted runs of the same settings (2 of 36 repeats on a 2-core Xeon), so exact equality is
+    two uninterrupted runs of the same settings (2 of 34 repeats on a 2-core Xeon), so exact equality is
     asked of fp32."""
     from scalelab.train.checkpoint import load_checkpoint
     from scalelab.train.vlm_trainer import VLMTrainConfig, train_vlm
