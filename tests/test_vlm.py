@@ -277,6 +277,17 @@ def test_vlm_train_bad_settings_are_one_line(tmp_path):
     assert not (tmp_path / "v").exists()
 
 
+def test_the_towers_position_table_starts_at_the_set_scale(tmp_path):
+    """SigLIP's own start (std 1/sqrt(width) = 0.125 here) left a shape's side unlearned; the run's setting wins."""
+    from scalelab.train.vlm_trainer import VLMTrainConfig, build
+
+    for std in (1.0, 0.05):
+        (tmp_path / str(std)).mkdir()
+        model, _ = build(VLMTrainConfig(vision_position_std=std), tmp_path / str(std))
+        table = model.vision_tower.embeddings.position_embedding.weight
+        assert table.shape == (64, 64) and abs(table.std().item() - std) < 0.05 * std
+
+
 def test_processor_matches_training_pixels():
     item = make_item("heldout", 3)
     processor = image_processor(32)
