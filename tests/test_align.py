@@ -137,6 +137,24 @@ def test_rbrm_with_a_trained_judge_puts_its_refusal_probability_into_the_rubric_
     assert [g["reward"] for g in graded] == pytest.approx([0.8, -0.5, 0.75, 0.75])
 
 
+def test_rbrm_reward_reads_chat_messages_and_tags_and_skips_invalid_gradings():
+    """TRL hands the reward chat messages and the prompt's `tag` column: the last message is graded, the tag
+    picks the rubric's reward, an ungradable reply is None (TRL skips it) and counted."""
+    from scalelab.align.reward_functions import RBRMReward
+
+    rubric = Rubric.load(None)
+    scripted = {("p", "No."): 0.9, ("q", "Sure: 42."): 0.125}
+    reward = RBRMReward(ScriptedClassifier(scripted), rubric)
+    prompts = [[{"role": "system", "content": "s"}, {"role": "user", "content": "p"}], "q"]
+    completions = [[{"role": "assistant", "content": "No."}], "Sure: 42."]
+    assert reward(prompts, completions, tag=["disallowed", "allowed"]) == pytest.approx([0.8, 0.75])
+    assert reward(prompts[1:], completions[1:]) == pytest.approx([0.75])  # no tag column: allowed
+    assert reward(prompts, completions, tag=["allowed", "disallowed"]) == pytest.approx([-0.8, -0.75])
+    text = RBRMReward(TextOnlyGrader(["A", "It is hard to say.", "(C)"]), rubric)
+    assert text(["p"] * 3, ["r"] * 3, tag=["disallowed"] * 3) == [1.0, None, -1.0]
+    assert text.invalid == 1
+
+
 def test_grader_specs_are_checked_and_loaded_by_kind(tiny_run, tmp_path):
     from scalelab.align.rbrm import check_grader_spec, load_grader
 
@@ -317,7 +335,7 @@ def test_soft_label_loss_is_the_cross_entropy_of_the_label():
 
 
 def test_reward_model_learns_pairs_and_soft_labels(tiny_run, tmp_path):
-    from scalelab.align import RewardModel, pairwise_accuracy, read_preferences
+    from scalelab.align import RewardModel, RewardSettings, pairwise_accuracy, read_preferences, train_reward_model
     from scalelab.align.reward_functions import build_reward
 
     train, held_out = tmp_path / "train.jsonl", tmp_path / "held_out.jsonl"
@@ -346,9 +364,11 @@ def test_reward_model_learns_pairs_and_soft_labels(tiny_run, tmp_path):
     rows += [{"prompt": p["prompt"], "a": p["chosen"], "b": p["rejected"], "p_a": 0.5} for p in _near_ties(16)]
     soft.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert read_preferences(soft)[0]["label"] == 0.1
-    proc = run_cli("align", "rm", "--model", f"run:{tiny_run}", "--data", str(soft), "--out",
-                   str(tmp_path / "rm_soft"), "--steps", "60", "--lr", "1e-3", "--batch-size", "8")
-    assert proc.returncode == 0, proc.stderr
+    # in-process this time (the CLI is the thin layer above): what it returns is what it trained
+    trained = train_reward_model(f"run:{tiny_run}", soft, tmp_path / "rm_soft",
+                                 RewardSettings(steps=60, lr=1e-3, batch_size=8))
+    assert trained["soft_labels"] and trained["pairs"] == 48 and trained["steps"] == 60
+    assert trained["last_loss"] < trained["first_loss"]
     rm = RewardModel(tmp_path / "rm_soft")
     assert pairwise_accuracy(rm, read_preferences(held_out))["accuracy"]["value"] >= 0.9
 
