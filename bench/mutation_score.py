@@ -31,6 +31,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from scalelab.evals.stats import proportion
 from scalelab.provenance import code_version, machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +125,9 @@ def main() -> None:
         checked = sum(n for s, n in c.items() if s not in ("not checked", "segfault"))
         killed = sum(c[s] for s in KILLED)
         modules[m] = {"mutants": sum(c.values()), "checked": checked, "killed": killed,
-                      "kill_rate": killed / checked if checked else None, "segfaults_not_counted": c["segfault"],
+                      "kill_rate": killed / checked if checked else None,
+                      # of the whole module's mutants, when the checked ones are a random sample (--mutants)
+                      "kill_rate_ci95": proportion(killed, checked)["ci95"], "segfaults_not_counted": c["segfault"],
                       "statuses": dict(c), "survivors": survivors[m]}
         print(f"{m}: {killed}/{checked} killed ({modules[m]['kill_rate'] or 0:.0%}), "
               f"{c['segfault']} crashed (not counted)", flush=True)

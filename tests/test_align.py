@@ -9,7 +9,7 @@ from scalelab.align.refusal_classifier import MARKER, RefusalClassifier
 from scalelab.errors import UserError
 from scalelab.evals import load_backend
 from scalelab.evals.requests import Generation
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import CHAT_TEMPLATE, assert_clean_error, run_cli
 
 
 def test_instruction_and_preference_formats(tmp_path):
@@ -332,6 +332,23 @@ def test_soft_label_loss_is_the_cross_entropy_of_the_label():
     at = torch.tensor([float(torch.logit(torch.tensor(0.9)))], requires_grad=True)
     soft_label_loss(at, torch.tensor([0.9])).backward()
     assert abs(at.grad.item()) < 1e-6
+
+
+def test_reward_model_text_ends_with_exactly_one_eos(chat_model):
+    """The scalar head reads the last token: the text a reward model scores ends with one EOS, however made."""
+    from transformers import AutoTokenizer
+
+    from scalelab.align.reward_model import rm_text
+
+    tokenizer = AutoTokenizer.from_pretrained(chat_model)
+    eos = tokenizer.eos_token
+    assert rm_text(tokenizer, "p", "r") == f"<|user|>p{eos}\n<|assistant|>r{eos}\n{eos}"
+    tokenizer.chat_template = CHAT_TEMPLATE.replace("\n", "")  # a template that itself ends with EOS
+    assert rm_text(tokenizer, "p", "r") == f"<|user|>p{eos}<|assistant|>r{eos}"
+    hh = "\n\nHuman: hi\n\nAssistant:"  # Anthropic HH's layout is kept as it is, not templated
+    assert rm_text(tokenizer, hh, " yo") == f"{hh} yo{eos}"
+    tokenizer.chat_template = None
+    assert rm_text(tokenizer, "p", "r") == f"pr{eos}"
 
 
 def test_reward_model_learns_pairs_and_soft_labels(tiny_run, tmp_path):

@@ -113,6 +113,21 @@ def test_passrate_with_no_problem_solved_by_every_rung_is_not_predictable():
     assert result["verdict"].startswith("not predictable: no problem is solved by every rung")
 
 
+def test_passrate_verdicts_report_the_trend_and_refuse_a_rung_that_passes_everything():
+    lad, _ = passrate_ladder()
+    assert fit_task(lad, "passrate", [{"flops": TARGET}], n_bootstrap=50)["buckets"] == []  # one bucket: the whole
+    # too few budgets: no law, but how -E[log pass_rate] moved is still reported (it falls here)
+    few = fit_task(lad.take(np.arange(6)), "passrate", [{"flops": TARGET}], n_bootstrap=50)
+    assert few["verdict"] == "not predictable: 3 distinct budgets; at least 4 are needed"
+    assert few["trend"]["spearman"] < -0.9 and few["trend"]["per_decade"] < 0
+    # the top budget passes every problem every time: -E[log pass_rate] reaches 0, where log of it has no value
+    solved, _ = passrate_ladder()
+    solved.log_pass[-2:, :] = 0.0
+    result = fit_task(solved, "passrate", [{"flops": TARGET}], n_bootstrap=50)
+    assert result["verdict"].startswith("not predictable: -E[log pass_rate] does not fall with compute")
+    assert result["predictions"] == [] and result["trend"]["spearman"] < -0.9
+
+
 def write_rows(path, rows, columns):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, columns)
