@@ -387,7 +387,11 @@ def test_reward_model_learns_pairs_and_soft_labels(tiny_run, tmp_path):
     assert trained["soft_labels"] and trained["pairs"] == 48 and trained["steps"] == 60
     assert trained["last_loss"] < trained["first_loss"]
     rm = RewardModel(tmp_path / "rm_soft")
-    assert pairwise_accuracy(rm, read_preferences(held_out))["accuracy"]["value"] >= 0.9
+    measured = pairwise_accuracy(rm, read_preferences(held_out))
+    assert measured["accuracy"]["value"] >= 0.9 and measured["n"] == 16
+    a = rm.score([p["prompt"] for p in _pairs(16, offset=100)], [p["chosen"] for p in _pairs(16, offset=100)])
+    b = rm.score([p["prompt"] for p in _pairs(16, offset=100)], [p["rejected"] for p in _pairs(16, offset=100)])
+    assert measured["mean_margin"] == pytest.approx(sum(x - y for x, y in zip(a, b, strict=True)) / 16)
 
     def mean_margin(pairs):
         a = rm.score([p["prompt"] for p in pairs], [p["chosen"] for p in pairs])
@@ -426,6 +430,12 @@ def test_direct_rlaif_reward_is_the_expected_score_rescaled(tiny_run):
     prompts, replies = ["Say hi."] * 2, ["hi", "zzz"]
     expected = direct_rewards(backend, [{"prompt": p, "response": r} for p, r in zip(prompts, replies, strict=True)])
     assert build_reward(f"drlaif:run:{tiny_run}")(prompts, replies) == pytest.approx(expected)
+    # `rbrm:MODEL` grades with that model and the default rubric (untagged rows count as allowed)
+    graded = grade(backend, Rubric.load(None), [{"prompt": p, "response": r, "tag": "allowed"}
+                                                for p, r in zip(prompts, replies, strict=True)])
+    assert build_reward(f"rbrm:run:{tiny_run}")(prompts, replies) == pytest.approx([g["reward"] for g in graded])
+    with pytest.raises(UserError, match="d-RLAIF needs a labelling model"):
+        build_reward("drlaif:trained:some/judge")
 
 
 REWARD_FILE = '''
