@@ -50,6 +50,17 @@ def test_two_step_recovers_a_known_law_and_its_interval_covers_the_truth():
     assert back["abs_errors"][0] < 0.03
 
 
+def test_a_fit_is_reproducible_and_carries_its_band_and_points():
+    lad = ladder()
+    first, again = (fit_task(lad, "two-step", [{"flops": TARGET}], n_bootstrap=100) for _ in range(2))
+    assert first["predictions"] == again["predictions"]  # seeded bootstrap: the same interval every run
+    band = first["band"]
+    assert len(band["flops"]) == len(band["mid"]) == len(band["lo"]) == len(band["hi"]) > 10
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(band["lo"], band["mid"], band["hi"], strict=True))
+    assert first["points"]["task_loss"] == lad.points.loss.tolist()
+    assert first["points"]["value"] == lad.accuracy.tolist()
+
+
 def test_direct_form_fits_accuracy_against_log_compute():
     flops = np.repeat(BUDGETS, 2)
     acc = 0.25 + 0.6 * expit(2.5 * (np.log10(flops) - 10.8))
@@ -66,6 +77,8 @@ def test_a_task_at_chance_or_falling_with_compute_gets_a_verdict_not_a_number():
     at_chance = fit_task(ladder(accuracy=0.25 + rng.normal(0, 0.005, 18)), "two-step", [{"flops": TARGET}])
     assert at_chance["verdict"].startswith("not predictable: every rung is at chance")
     assert at_chance["predictions"] == []
+    flat = fit_task(ladder(accuracy=np.full(18, 0.25)), "direct", [{"flops": TARGET}])
+    assert flat["verdict"].startswith("not predictable") and flat["trend"] == {"spearman": 0.0, "per_decade": 0.0}
     falling = fit_task(ladder(accuracy=np.repeat(np.linspace(0.7, 0.4, 6), 3)), "direct", [{"flops": TARGET}])
     assert falling["verdict"].startswith("not predictable: inverse scaling: accuracy falls")
     assert falling["trend"]["spearman"] < -0.9 and falling["trend"]["per_decade"] == pytest.approx(-0.2, abs=0.01)

@@ -70,6 +70,14 @@ def test_tiny_preset_trains_and_writes_the_run_contract(tmp_path, corpus_dir, to
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval_loss" in r] == [30, 60]
     assert load_checkpoint(tmp_path / "run")["step"] == 60
+    logged = [r for r in rows if "train_loss" in r]
+    assert logged and all(r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 for r in logged)
+    # resuming a finished run trains nothing and reports the same run: its last logged loss, its time
+    elapsed = load_checkpoint(tmp_path / "run")["elapsed"]
+    again = train(cfg, tmp_path / "run", resume=True, show_progress=False)
+    assert again["final_train_loss"] == logged[-1]["train_loss"]
+    assert again["final_eval_loss"] == summary["final_eval_loss"] and again["steps"] == 60
+    assert again["wall_seconds"] >= elapsed > 0  # the time of the sessions before counts
 
 
 def test_gradient_accumulation_equals_the_larger_batch(tmp_path, corpus_dir):
