@@ -75,10 +75,10 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     a 2-core Xeon two runs of the same settings in one process were seen to differ (in bf16 and in fp32,
     cause not found), so the test allows that much and reports the largest gap."""
     from scalelab.train.checkpoint import load_checkpoint
-    from scalelab.train.vlm_trainer import VLMTrainConfig, train_vlm
+    from scalelab.train.vlm_trainer import VLM_PRESETS, VLMTrainConfig, train_vlm
 
-    exact = {**SETTINGS, "precision": "fp32"}
-    train_vlm(VLMTrainConfig(**exact), tmp_path / "whole", show_progress=False)
+    exact = {**SETTINGS, "precision": "fp32"}  # on top of the preset, as the command line below does
+    train_vlm(VLMTrainConfig(**{**VLM_PRESETS["vlm-tiny"], **exact}), tmp_path / "whole", show_progress=False)
     run = tmp_path / "killed"
     settings = [f"--set={k}={v}" for k, v in {**exact, "checkpoint_every": 10}.items()]
     proc = subprocess.Popen([sys.executable, "-m", "scalelab", "train", "--preset", "vlm-tiny", *settings, "--out",
