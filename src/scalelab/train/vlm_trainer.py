@@ -102,14 +102,14 @@ VLM_PRESETS: dict[str, dict[str, Any]] = {
     # 4,000 with 2 layers 0.41 (count and colour fell to chance), 4,000 with 3 layers 0.63. left_of stayed at
     # chance (0.45-0.50) through 5,500 steps, the question before the image, 4 heads of 16, four questions per
     # scene, and a 2-D sin-cos position table. The cause, found with one-shape scenes ("Is the shape on the
-    # left?", 500 steps): at 0.55 the model could not tell left from right at all; SigLIP's position init
+    # left?", 500 steps): at 0.55 the model could not tell left from right at all. SigLIP's position init
     # (std 1/sqrt(width) = 0.125) sits ~10x under the patches' content, so the decoder sees nearly the same
-    # vector at every patch. With `vision_position_std` 1.0 it learned that question to 0.975 (lr 1e-3: 0.905);
-    # at lr 3e-3 the loss spiked to 4-5 nats (steps ~300) in 3 of 4 runs. On the full mix, 1.0 with lr 1e-3
-    # gave accuracy 0.68 (lr 3e-3: 0.58). Also training on "Is the red circle on the left?" for a quarter of the
-    # scenes gave 0.71 (those answered at 0.73), but as a fifth question type in the cycle 0.62 (0.56 on it):
-    # not kept. left_of (two shapes related) stays at chance (0.48-0.55) in every variant: the question
-    # first, colour-only names, trained on left_of alone (800 steps).
+    # vector at every patch; with `vision_position_std` 1.0 that question reached 0.975. The lr mattered too:
+    # the old start at lr 1e-3 reached 0.905, and at 3e-3 the logged loss spiked to 1.4-5.5 nats in 3 of 6
+    # runs. On the full mix, std 1.0 with lr 1e-3 gave accuracy 0.68 (lr 3e-3: 0.58). Also training on "Is the
+    # red circle on the left?" for a quarter of the scenes gave 0.71 (those answered at 0.73), but as a fifth
+    # question type in the cycle 0.62 (0.56 on it): not kept. left_of (two shapes related) stays at chance
+    # (0.48-0.55) in every variant: the question first, colour-only names, trained on left_of alone (800 steps).
     "vlm-tiny": dict(steps=4000, batch_size=32, n_layer=3, lr=1e-3),
     # SmolLM2-135M-Instruct as the frozen text model; tower and projector trained (slow on a CPU).
     "vlm-smollm2": dict(text="pretrained", text_model="smollm2", train_text=False, steps=300, batch_size=8,
