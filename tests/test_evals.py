@@ -306,6 +306,10 @@ def test_verdict_parsing_counts_unparsable_as_invalid():
     assert parse_verdict("The answer is clear.\nReasoning...\nA\nA", ["A", "B"], "cot_classify") == "A"
     assert parse_verdict("I cannot decide", ["A", "B"], "classify") is None
     assert parse_verdict("", ["Y", "N"], "cot_classify") is None
+    # classify reads the first line only; cot_classify reads from the last line back
+    assert parse_verdict("Hmm.\nA", ["A", "B"], "classify") is None
+    assert parse_verdict("B\nA", ["A", "B"], "classify") == "B"
+    assert parse_verdict("A looks right at first.\nOn reflection, no.\nB", ["A", "B"], "cot_classify") == "B"
 
 
 class ScriptedGrader:
@@ -322,6 +326,27 @@ class ScriptedGrader:
     def generate(self, requests):
         self.prompts += [r.prompt for r in requests]
         return [[next(v for k, v in self.verdicts.items() if k in r.prompt)] for r in requests]
+
+
+def test_user_generation_task_scores_exact_match_and_inclusion(tmp_path):
+    rows = [{"prompt": "Capital of France?", "ideal": "Paris"},
+            {"prompt": "What is 2+2?", "ideal": ["4", "four"]},
+            {"prompt": "Colour of the sky?", "ideal": "blue"},
+            {"id": "chat", "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Greet"}],
+             "ideal": "hi"}]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = ScriptedGrader({"France": "Paris is the capital.", "2+2": "It is four.", "sky": "Grey today.",
+                            "Greet": "  hi there"})
+    task = load_task(str(tmp_path / "qa.jsonl"), {})
+    results = evaluate(model, [task], tmp_path / "out", "scripted", cache_path=tmp_path / "c.sqlite",
+                       show_progress=False)
+    out = [json.loads(x) for x in (tmp_path / "out" / "samples_qa.jsonl").read_text().splitlines()]
+    assert [r["scores"] for r in out] == [{"match": 1.0, "includes": 1.0}, {"match": 0.0, "includes": 1.0},
+                                          {"match": 0.0, "includes": 0.0}, {"match": 1.0, "includes": 1.0}]
+    assert [r["id"] for r in out] == ["0", "1", "2", "chat"] and out[1]["ideal"] == ["4", "four"]
+    assert model.prompts[3] == "system: Be brief.\nuser: Greet"  # chat messages written one per line
+    metrics = results["tasks"]["qa"]["metrics"]
+    assert metrics["match"]["value"] == 0.5 and metrics["includes"]["value"] == 0.75
 
 
 @pytest.mark.parametrize("eval_type", ["classify", "cot_classify"])
