@@ -13,7 +13,7 @@ for a function only when it calls it within that many frames of project code (mu
 setting; -1 is any depth), which keeps slow end-to-end tests from being rerun for every mutant.
 Writes bench/results/mutation_score.json (or --out).
 Run: .venv/bin/python bench/mutation_score.py [--modules ...] [--tests ...] [--commit COMMIT]
-     [--mutants GLOB ...] [--work NAME]
+     [--mutants GLOB ...] [--work NAME] [--prebuilt-tiny-run]
 """
 
 from __future__ import annotations
@@ -66,6 +66,21 @@ def _config(modules: list[str], tests: list[str], depth: int) -> str:
             "timeout_multiplier = 3.0\ntimeout_constant = 20.0\n")
 
 
+def _prebuilt_tiny_run(work: Path) -> Path:
+    """The tests' tiny_run, trained once by the copied tests' own helper on the copied source (unmutated)."""
+    run = work / "fixtures" / "tiny_run"
+    if not run.exists():
+        building = work / "fixtures" / "building"
+        shutil.rmtree(building, ignore_errors=True)
+        code = ("import sys; from pathlib import Path; from tests.conftest import train_tiny_run, write_corpus; "
+                "b = Path(sys.argv[1]); train_tiny_run(b / 'run', write_corpus(b.parent / 'corpus'))")
+        subprocess.run([sys.executable, "-c", code, str(building)], cwd=work, check=True,
+                       env={**os.environ, "PYTHONPATH": f"{work / 'src'}{os.pathsep}{work}",
+                            "SCALELAB_CACHE": str(work / "fixtures" / "cache")})
+        (building / "run").rename(run)
+    return run
+
+
 def _module_of(mutant: str, modules: list[str]) -> str:
     for m in modules:
         prefix = "scalelab." + m.removesuffix(".py").replace("/", ".") + "."
@@ -87,6 +102,9 @@ def main() -> None:
                         "globs, e.g. 'scalelab.scaling.fit.x_fit__mutmut_*'), rechecking them; the report covers all")
     parser.add_argument("--work", help="the folder under runs/mutation to run in and resume (default: named after "
                         "the commit), e.g. to recheck an earlier run's survivors against the tests as they are now")
+    parser.add_argument("--prebuilt-tiny-run", action="store_true", help="train the tests' tiny_run model once, "
+                        "before mutating: its fixture otherwise retrains it in every mutant's test session (a minute "
+                        "of CPU, past the time limit: false timeouts); only for modules that do not build it")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mutation_score.json")
     args = parser.parse_args()
     code = code_version()
@@ -96,10 +114,15 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     _copy_tree(work, commit)
     (work / "pyproject.toml").write_text(_config(args.modules, args.tests, args.max_stack_depth))
+    env = dict(os.environ)
+    if args.prebuilt_tiny_run:
+        if any(m.startswith(("train/", "model/", "data/")) for m in args.modules):
+            parser.error("--prebuilt-tiny-run: the prebuilt model would not carry the mutants of train/, model/, data/")
+        env["SCALELAB_TEST_TINY_RUN"] = str(_prebuilt_tiny_run(work))
     mutmut = Path(sys.executable).with_name("mutmut")
     start = time.perf_counter()
     run = subprocess.Popen([str(mutmut), "run", "--max-children", str(args.max_children), *args.mutants], cwd=work,
-                           stdout=subprocess.DEVNULL, start_new_session=True)
+                           stdout=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
         finished = run.wait(args.time_limit) == 0
     except subprocess.TimeoutExpired:

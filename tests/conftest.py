@@ -1,5 +1,6 @@
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +23,18 @@ def _synthetic_module(rng: random.Random, n_funcs: int) -> str:
     return "\n".join(lines)
 
 
-@pytest.fixture(scope="session")
-def corpus_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
+def write_corpus(root: Path) -> Path:
+    """The tests' corpus: 60 synthetic modules, the same on every run."""
+    root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     for i in range(60):
         (root / f"mod_{i:03d}.py").write_text(_synthetic_module(rng, 60))
     return root
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,16 +69,25 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
         assert needle in lines[0], lines[0]
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, corpus_dir) -> Path:
+def train_tiny_run(run: Path, corpus: Path) -> Path:
     """A small trained model (context 256) for the evaluation tests."""
     from scalelab.train import build_config, train
 
-    run = tmp_path_factory.mktemp("evalmodel") / "run"
-    settings = dict(corpus=str(corpus_dir), vocab_size=300, heldout_fraction=0.1, precision="fp32", eval_tokens=4096,
+    settings = dict(corpus=str(corpus), vocab_size=300, heldout_fraction=0.1, precision="fp32", eval_tokens=4096,
                     seq_len=256, steps=60, batch_size=8)
     train(build_config("tiny", overrides=[f"{k}={v}" for k, v in settings.items()]), run, show_progress=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, corpus_dir) -> Path:
+    """`train_tiny_run`, or a copy of the one named by SCALELAB_TEST_TINY_RUN: bench/mutation_score.py trains it
+    once, as each mutant's tests would otherwise retrain it (a minute of CPU, over the per-mutant time limit)."""
+    run = tmp_path_factory.mktemp("evalmodel") / "run"
+    prebuilt = os.environ.get("SCALELAB_TEST_TINY_RUN")
+    if prebuilt:
+        return Path(shutil.copytree(prebuilt, run))
+    return train_tiny_run(run, corpus_dir)
 
 
 def write_mmlu(root: Path, header: bool) -> Path:
