@@ -273,7 +273,7 @@ def test_rlaif_labels_are_order_averaged_probabilities_with_bias_and_agreement()
     from scalelab.align.rlaif import ANSWER, PAIR, RATIONALE
 
     rows = [{"prompt": "P0", "a": "good", "b": "bad", "human": "a"},  # prefers good in both orders
-            {"prompt": "P1", "a": "x", "b": "y", "human": "a"},  # prefers whatever comes first
+            {"prompt": "P1", "a": "x", "b": "y", "human": "b"},  # prefers whatever comes first
             {"prompt": "P2", "a": "m", "b": "n"}]  # prefers whatever comes second; no human label
     scripted = {("good", "bad"): 0.8, ("bad", "good"): 0.3, ("x", "y"): 0.6, ("y", "x"): 0.9,
                 ("m", "n"): 0.2, ("n", "m"): 0.4}
@@ -282,8 +282,8 @@ def test_rlaif_labels_are_order_averaged_probabilities_with_bias_and_agreement()
     got = [x for lab in out["labels"] for x in (lab["p_a_first"], lab["p_a_second"], lab["p_a"])]
     assert got == pytest.approx([0.8, 0.7, 0.75, 0.6, 0.1, 0.35, 0.2, 0.6, 0.4], abs=1e-12)
     assert out["position_bias_rate"] == pytest.approx(2 / 3)
-    assert out["human_agreement"] == 0.5 and out["n_human"] == 2
-    assert [lab["human"] for lab in out["labels"][:2]] == ["a", "a"] and "rationales" not in out["labels"][0]
+    assert out["human_agreement"] == 1.0 and out["n_human"] == 2  # P0 sides with a (0.75), P1 with b (0.35)
+    assert [lab["human"] for lab in out["labels"][:2]] == ["a", "b"] and "rationales" not in out["labels"][0]
     first = PAIR.format(prompt="P0", first="good", second="bad")
     assert [(r.context, r.continuation) for r in labeller.requests[:4]] == [
         (f"{first}\n\n{ANSWER}", " 1"), (f"{first}\n\n{ANSWER}", " 2"),
@@ -298,6 +298,7 @@ def test_rlaif_labels_are_order_averaged_probabilities_with_bias_and_agreement()
     assert all(g.max_tokens == 12 and set(g.stop) == {"\n\n", ANSWER} for g in cot_labeller.asked)
     assert cot["labels"][0]["rationales"] == ["B is worse.", "B is worse."]
     assert cot_labeller.requests[0].context == f"{first}{RATIONALE} B is worse.\n{ANSWER}"
+    assert [len(lab["rationales"]) for lab in label_pairs(cot_labeller, rows, cot=True)["labels"]] == [2, 2, 2]
     assert cot["labels"][0]["p_a"] == pytest.approx(0.75)
 
 
@@ -408,11 +409,12 @@ class ScriptedLabeller:
     identity = "scripted-labeller"
 
     def __init__(self, probabilities: list[list[float]]):
-        self.probabilities = probabilities
+        self.probabilities, self.requests = probabilities, []
 
     def loglikelihood(self, requests):
         import math
 
+        self.requests += requests
         return [math.log(max(p, 1e-300)) for row in self.probabilities for p in row][:len(requests)]
 
 
@@ -424,8 +426,10 @@ def test_direct_rlaif_reward_is_the_expected_score_rescaled(tiny_run):
     halves = [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0]  # scores 3 and 8: E = 5.5
     skewed = [0.0] * 6 + [0.25, 0.25, 0.5, 0.0]  # E = 0.25·7 + 0.25·8 + 0.5·9 = 8.25
     items = [{"prompt": "p", "response": "r"}] * 4
-    rewards = direct_rewards(ScriptedLabeller([*one_hot, halves, skewed]), items)
+    labeller = ScriptedLabeller([*one_hot, halves, skewed])
+    rewards = direct_rewards(labeller, items)
     assert rewards == pytest.approx([1.0, -1.0, 0.0, (8.25 - 5.5) / 4.5])
+    assert [r.continuation for r in labeller.requests[:10]] == [f" {k}" for k in range(1, 11)]
     backend = load_backend(f"run:{tiny_run}")
     prompts, replies = ["Say hi."] * 2, ["hi", "zzz"]
     expected = direct_rewards(backend, [{"prompt": p, "response": r} for p, r in zip(prompts, replies, strict=True)])

@@ -318,13 +318,14 @@ class ScriptedGrader:
     identity = "scripted-grader"
 
     def __init__(self, verdicts: dict[str, str]):
-        self.verdicts, self.prompts = verdicts, []
+        self.verdicts, self.prompts, self.requests = verdicts, [], []
 
     def loglikelihood(self, requests):
         raise UserError("text only")
 
     def generate(self, requests):
         self.prompts += [r.prompt for r in requests]
+        self.requests += requests
         return [[next(v for k, v in self.verdicts.items() if k in r.prompt)] for r in requests]
 
 
@@ -350,10 +351,11 @@ def test_user_generation_task_scores_exact_match_and_inclusion(tmp_path):
 
 
 @pytest.mark.parametrize("eval_type", ["classify", "cot_classify"])
-def test_modelgraded_task_scores_verdicts_exactly_and_counts_invalid_ones(backend, tmp_path, eval_type):
+def test_modelgraded_task_scores_verdicts_exactly_and_counts_invalid_ones(tmp_path, eval_type):
     spec = tmp_path / "fact.yaml"
-    (tmp_path / "fact.jsonl").write_text("".join(json.dumps({"input": f"What is {i}+{i}?", "ideal": str(2 * i),
-                                                             "completion": str(2 * i)}) + "\n" for i in range(4)))
+    rows = [{"input": f"What is {i}+{i}?", "ideal": str(2 * i), "completion": str(2 * i)} for i in range(4)]
+    del rows[3]["completion"]  # the evaluated model writes this one
+    (tmp_path / "fact.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec.write_text(f"name: fact\ntype: modelgraded\ndata: fact.jsonl\neval_type: {eval_type}\n"
                     "choice_strings: YN\nchoice_scores: {Y: 1.0, N: 0.0}\n"
                     "prompt: 'Question: {input}\\nAnswer: {completion}\\nExpert: {ideal}\\nIs the answer right?'\n")
@@ -361,15 +363,155 @@ def test_modelgraded_task_scores_verdicts_exactly_and_counts_invalid_ones(backen
     grader = ScriptedGrader({"What is 0+0": f"{reasoning}Y", "What is 1+1": f"{reasoning}N",
                              "What is 2+2": "I cannot tell.", "What is 3+3": f"{reasoning}Y."})
     task = load_task(str(spec), {}, grader=grader)
-    results = evaluate(backend, [task], tmp_path / "out", "tiny", cache_path=tmp_path / "c.sqlite",
+    model = ScriptedGrader({"What is 3+3": "6"})
+    results = evaluate(model, [task], tmp_path / "out", "scripted", cache_path=tmp_path / "c.sqlite",
                        show_progress=False)
     rows = [json.loads(x) for x in (tmp_path / "out" / "samples_fact.jsonl").read_text().splitlines()]
+    assert model.prompts == ["What is 3+3?"] and rows[3]["completion"] == "6"
+    assert [r["prompt"] for r in rows] == [f"What is {i}+{i}?" for i in range(4)]
+    assert {r.max_tokens for r in grader.requests} == {512 if eval_type == "cot_classify" else 16}
     assert [r["choice"] for r in rows] == ["Y", "N", None, "Y"]
     assert [r["scores"] for r in rows] == [{"score": 1.0}, {"score": 0.0}, {}, {"score": 1.0}]
     fact = results["tasks"]["fact"]
     assert fact["n_invalid"] == 1 and fact["metrics"]["score"]["value"] == pytest.approx(2 / 3)
     assert all("Expert: " in p and "Is the answer right?" in p for p in grader.prompts)  # the template was filled
-    assert "Expert: 6" in grader.prompts[3]
+    assert "Answer: 6\\nExpert: 6" in grader.prompts[3]  # the model's own completion was graded
+
+
+class ScriptedScorer:
+    """Stands in for a model under evaluation: each choice's log-likelihood from a rule; records the requests."""
+
+    identity = "scripted-scorer"
+
+    def __init__(self, rule):
+        self.rule, self.requests = rule, []
+
+    def loglikelihood(self, requests):
+        self.requests += requests
+        return [self.rule(r) for r in requests]
+
+    def generate(self, requests):
+        raise UserError("no generation")
+
+
+def test_multiple_choice_scores_are_the_argmax_and_the_per_character_argmax():
+    from scalelab.evals.tasks.base import MultipleChoiceTask, Sample, choice_scores
+
+    choices = [" yes", " no, never"]  # per character: -2/4 = -0.5 against -3/10 = -0.3
+    assert choice_scores(Sample("a", "p", "q", choices, target=1), [-2.0, -3.0]) == (0, {"acc": 0.0, "acc_norm": 1.0})
+    assert choice_scores(Sample("b", "p", "q", choices, target=0), [-2.0, -3.0]) == (0, {"acc": 1.0, "acc_norm": 0.0})
+    image = ("data:image/png;base64,iVBORw0KGgo=",)
+    task = MultipleChoiceTask("t", [Sample("c", "<image>Is it?", "Is it?", choices, target=1, images=image)],
+                              choice_scores)
+    model = ScriptedScorer(lambda r: -1.0 if r.continuation == " no, never" else -2.0)
+    [row] = task.run(model)
+    assert [r.images for r in model.requests] == [image, image]  # the item's image goes with each choice
+    assert (row["id"], row["prompt"], row["pred"], row["loglikelihoods"]) == ("c", "<image>Is it?", 1, [-2.0, -1.0])
+    assert row["scores"] == {"acc": 1.0, "acc_norm": 1.0}
+
+
+def test_mmlu_results_per_subject_from_the_models_choices(mmlu_dir, tmp_path):
+    from scalelab.evals.runner import task_fingerprint
+
+    task = load_task("mmlu", {"mmlu": str(mmlu_dir)}, shots=2)
+    model = ScriptedScorer(lambda r: -1.0 if r.continuation == " B" else -2.0)  # always answers B
+    results = evaluate(model, [task], tmp_path / "out", "scripted", cache_path=tmp_path / "c.sqlite",
+                       show_progress=False)
+    # the answers write_mmlu draws: basic_math C B A D C B (two Bs), python_code D C B A D C (one B)
+    mmlu = results["tasks"]["mmlu"]
+    assert results["model"] == "scripted" and mmlu["n"] == 12 and mmlu["metrics"]["acc"]["value"] == 3 / 12
+    assert {g: (v["n"], v["metrics"]["acc"]["value"]) for g, v in mmlu["groups"].items()} == {
+        "basic_math": (6, 2 / 6), "python_code": (6, 1 / 6)}
+    assert mmlu["fingerprint"] == task_fingerprint(task) and mmlu["shots"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "out" / "samples_mmlu.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows[:2]] == ["basic_math/0", "basic_math/1"]
+    assert rows[0]["prompt"] == task.samples[0].prompt
+    assert [r["pred"] for r in rows] == [1] * 12
+
+
+def test_mmlu_single_file_and_the_mmmlu_header_with_a_subject_column(tmp_path):
+    # OpenAI's MMMLU: an unnamed index column first and a Subject column last
+    mmmlu = tmp_path / "MMMLU_FR-FR.csv"
+    mmmlu.write_text(",Question,A,B,C,D,Answer,Subject\n0,Combien font 2 + 2 ?,3,4,5,6,B,elementary_mathematics\n")
+    [s] = load_task("mmlu_fr", {"mmlu_fr": str(mmmlu)}, shots=0).samples
+    assert s.prompt.endswith("Combien font 2 + 2 ?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:") and s.target == 1
+    assert s.group == "MMMLU_FR-FR"
+    one = load_task("mmlu", {"mmlu": str(write_mmlu(tmp_path / "m", header=False) / "test" / "basic_math_test.csv")},
+                    shots=0)
+    assert {x.group for x in one.samples} == {"basic_math"} and len(one.samples) == 6
+
+
+def test_truthfulqa_mc1_is_the_top_answer_and_mc2_the_true_mass(tmp_path):
+    from scalelab.evals.tasks.base import Sample
+    from scalelab.evals.tasks.truthfulqa import mc_scores
+
+    sample = Sample("0", "p", "q", [" a", " b", " c", " d", " e", " f"], target={"mc1": [0, 1, 0], "mc2": [1, 1, 0]})
+    lls = [-3.0, -1.0, -2.0, *np.log([0.2, 0.3, 0.5])]
+    pred, scores = mc_scores(sample, lls)
+    assert pred == 1 and scores == {"mc1": 1.0, "mc2": pytest.approx(0.5)}
+    assert mc_scores(sample, [-1.0, -3.0, -2.0, *np.log([0.2, 0.3, 0.5])])[1]["mc1"] == 0.0
+    folder = tmp_path / "tqa"
+    folder.mkdir()
+    write_truthfulqa(folder / "mc_task.json")
+    task = load_task("truthfulqa_mc", {"truthfulqa_mc": str(folder)})  # a folder: its mc_task.json
+    assert len(task.samples) == 4 and task.info == {"shots": 6}
+    (folder / "mc_task.json").write_text(json.dumps([{"question": "q?", "mc1_targets": {"choices": ["y", "n"]},
+                                                      "mc2_targets": {"y": 1, "n": 0}}]))
+    with pytest.raises(UserError, match="item 0 mc1_targets: targets need choices with labels"):
+        load_task("truthfulqa_mc", {"truthfulqa_mc": str(folder)})
+    with pytest.raises(UserError, match="data for task 'truthfulqa_mc' not found"):
+        load_task("truthfulqa_mc", {"truthfulqa_mc": str(tmp_path / "nowhere")})
+
+
+def test_user_multiple_choice_task_rows(tmp_path):
+    rows = [{"question": "2+2?", "choices": ["3", "4"], "answer": "4"},
+            {"id": "q7", "question": "Sky?", "choices": ["blue", "green", "red"], "answer": 0}]
+    (tmp_path / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = load_task(str(tmp_path / "mc.jsonl"), {})
+    assert [(s.id, s.prompt, s.question, s.choices, s.target) for s in task.samples] == [
+        ("0", "2+2?\nAnswer:", "2+2?", [" 3", " 4"], 1),
+        ("q7", "Sky?\nAnswer:", "Sky?", [" blue", " green", " red"], 0)]
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"question": "q", "choices": ["a", "b"], "answer": "c"}) + "\n")
+    with pytest.raises(UserError, match="bad.jsonl:1: answer 'c' is not one of the choices"):
+        load_task(str(tmp_path / "bad.jsonl"), {})
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"question": "q", "choices": ["a"], "answer": 0}) + "\n")
+    with pytest.raises(UserError, match="bad.jsonl:1: 'choices' must be a list of at least two answers"):
+        load_task(str(tmp_path / "bad.jsonl"), {})
+
+
+def test_humaneval_given_samples_in_process_record_the_sandbox(tmp_path):
+    from scalelab.evals import read_completions
+    from scalelab.evals.tasks.humaneval import load_humaneval
+
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": t, "completion": c}) + "\n" for t, c in [
+        ("T/0", "    return a + b\n"), ("T/1", "    return 3 * x\n"), ("T/0", "    return b + a\n")]))
+    given = read_completions(samples)
+    assert given == {"T/0": ["    return a + b\n", "    return b + a\n"], "T/1": ["    return 3 * x\n"]}
+    task = load_humaneval(write_humaneval(tmp_path / "HumanEval.jsonl"), given=given, parallel=2)
+    assert [s.question for s in task.samples] == [s.prompt for s in task.samples]  # what contamination reads
+    results = evaluate(None, [task], tmp_path / "out", "given", cache_path=tmp_path / "c.sqlite", show_progress=False)
+    assert results["sandbox"] in ("bubblewrap", "rlimits")
+    assert results["sandbox_isolation"]["mode"] == results["sandbox"]
+    assert results["tasks"]["humaneval"]["metrics"]["pass@1"]["value"] == 0.5  # T/0 passes both, T/1 neither
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"completion": "x"}) + "\n")
+    with pytest.raises(UserError, match="bad.jsonl:1: missing field 'task_id'"):
+        read_completions(tmp_path / "bad.jsonl")
+
+
+def test_a_grader_without_log_probabilities_writes_its_answer():
+    from scalelab.evals.grading import Graded, choice_probabilities
+
+    grader = ScriptedGrader({"first": "B", "second": "I'm sorry, I can’t grade this.", "third": "Maybe."})
+    graded = choice_probabilities(grader, ["first", "second", "third"], ["A", "B"])
+    assert graded == [Graded({"A": 0.0, "B": 1.0}, reply="B"),
+                      Graded(None, "grader refused", "I'm sorry, I can’t grade this."),
+                      Graded(None, "unparsable", "Maybe.")]
+    assert {r.max_tokens for r in grader.requests} == {4}
+    # with log-likelihoods: a softmax over the answers that stays finite far from zero
+    far_off = ScriptedScorer(lambda r: -800.0 if r.continuation == " A" else -801.0)
+    far = choice_probabilities(far_off, ["p"], ["A", "B"])
+    assert far[0].probs == pytest.approx({"A": 1 / (1 + np.exp(-1)), "B": 1 / (1 + np.exp(1))})
 
 
 def test_compare_paired_statistics(tmp_path):
