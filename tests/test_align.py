@@ -386,7 +386,7 @@ def test_reward_model_learns_pairs_and_soft_labels(tiny_run, tmp_path):
     trained = train_reward_model(f"run:{tiny_run}", soft, tmp_path / "rm_soft",
                                  RewardSettings(steps=60, lr=1e-3, batch_size=8))
     assert trained["soft_labels"] and trained["pairs"] == 48 and trained["steps"] == 60
-    assert trained["last_loss"] < trained["first_loss"]
+    assert trained["last_loss"] < trained["first_loss"] and 0.0 <= trained["last_train_accuracy"] <= 1.0
     rm = RewardModel(tmp_path / "rm_soft")
     measured = pairwise_accuracy(rm, read_preferences(held_out))
     assert measured["accuracy"]["value"] >= 0.9 and measured["n"] == 16
