@@ -66,6 +66,12 @@ def test_good_and_failing_code(mode):
     assert run_program("def f(:\n", LIMITS).error == "syntax"
 
 
+def test_the_cpu_time_limit_is_a_timeout_in_every_mode(mode):
+    # CPU time runs out long before the wall limit; through bwrap the signal comes back as 128 + SIGXCPU
+    out = run_program("while True:\n    pass\n", Limits(wall_seconds=60, cpu_seconds=1, memory_mb=512, processes=16))
+    assert not out.passed and out.error == "timeout" and out.detail == "signal 24"
+
+
 @pytest.mark.parametrize("source, error", [
     ("while True:\n    pass\n", "timeout"),
     ("import time\ntime.sleep(60)\n", "timeout"),

@@ -316,10 +316,12 @@ def _classify(code: int, stderr: str) -> Outcome:
     tail = stderr.strip().splitlines()[-1] if stderr.strip() else ""
     if code == 0:
         return Outcome(True, None, "")
-    if code in (-signal.SIGXCPU, -signal.SIGKILL) and "MemoryError" not in stderr:
-        return Outcome(False, "timeout" if code == -signal.SIGXCPU else "killed", f"signal {-code}")
-    if code < 0 or code > 128:  # a signal; a shell or bwrap in between reports it as 128 + signal
-        return Outcome(False, "killed", f"signal {-code if code < 0 else code - 128}")
+    # a signal: the program's own status, or 128 + the signal from a shell or bwrap in between
+    sig = -code if code < 0 else code - 128 if code > 128 else None
+    if sig == signal.SIGXCPU:  # over the CPU-time limit: a timeout in either mode, as past the wall limit
+        return Outcome(False, "timeout", f"signal {sig}")
+    if sig is not None:
+        return Outcome(False, "killed", f"signal {sig}")
     if "MemoryError" in stderr:
         return Outcome(False, "memory", tail)
     if "AssertionError" in tail or tail == "AssertionError":
