@@ -325,3 +325,33 @@ def test_pretrained_text_route_trains_the_tower_and_exports(tmp_path):
     with torch.no_grad():
         diff = (hf(**inputs).logits - ours(inputs["input_ids"], inputs["pixel_values"])).abs().max().item()
     assert diff < 1e-4
+
+
+def test_vlm_forecast_registers_its_prediction_before_the_target_trains(tmp_path):
+    """The ladder method on image questions end to end, at a tiny scale (width 16 throughout, so the ladder's
+    answer loss falls with its budget): what it reports is what the ladder, the prediction and the target wrote."""
+    from scalelab.scaling.vlm_forecast import VLMForecastConfig, run_vlm_forecast
+
+    cfg = VLMForecastConfig(target_flops=6e10, n_runs=5, n_seeds=1, eval_items=20, n_bootstrap=100,
+                            recipe={"batch_size": 8, "min_steps": 10, "examples_per_param": 2.0})
+    out = tmp_path / "forecast"
+    f = run_vlm_forecast(cfg, out)
+    prediction = json.loads((out / "prediction.json").read_text())
+    target = json.loads((out / "target" / "summary.json").read_text())
+    assert (out / "prediction.json").stat().st_mtime <= (out / "target" / "config.json").stat().st_mtime
+    assert f["predicted_loss"] == prediction["predicted_loss"] and f["actual_loss"] == target["final_eval_loss"]
+    actual = target["final_eval_loss"]
+    assert f["relative_error"] == pytest.approx((prediction["predicted_loss"] - actual) / actual)
+    lo, hi = prediction["interval_90"]
+    assert lo < prediction["predicted_loss"] < hi and f["within_interval"] == (lo <= actual <= hi)
+    rungs = [json.loads((out / "ladder" / f"L{i}-seed0" / "summary.json").read_text()) for i in range(5)]
+    assert [e["final_eval_loss"] for e in f["ladder"]] == [r["final_eval_loss"] for r in rungs]
+    assert f["max_ladder_compute_fraction"] == pytest.approx(max(r["flops"] for r in rungs) / target["flops"])
+    assert {r["precision"] for r in [*rungs, target]} == {"fp32"}  # the recipe's, on every machine
+    assert run_vlm_forecast(cfg, out, resume=True)["predicted_loss"] == f["predicted_loss"]  # finished: as it was
+    # a ladder result changed after the prediction was registered: refused, not refitted
+    (out / "forecast.json").unlink()
+    first = out / "ladder" / "L0-seed0" / "summary.json"
+    first.write_text(json.dumps({**rungs[0], "final_eval_loss": rungs[0]["final_eval_loss"] + 0.01}))
+    with pytest.raises(UserError, match="other ladder results"):
+        run_vlm_forecast(cfg, out, resume=True)
