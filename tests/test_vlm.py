@@ -71,9 +71,10 @@ def test_training_lowers_the_heldout_answer_loss(vlm_run, tmp_path):
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
-    """Resumed weights equal the uninterrupted run's to 1e-5 (fp32). Not bit for bit: in the full suite on
-    a 2-core Xeon two runs of the same settings in one process were seen to differ (in bf16 and in fp32,
-    cause not found), so the test allows that much and reports the largest gap."""
+    """Resumed weights equal the uninterrupted run's to 1e-4 (fp32). Not bit for bit: in the full suite on
+    a 2-core Xeon two runs of the same settings were seen to differ (in bf16 and in fp32, by up to 1.2e-5 after
+    60 steps; cause not found, MKL's alignment-dependent kernels suspected), while a resume that drops the
+    optimizer's state misses by 1.5e-2; the test reports the largest gap."""
     from scalelab.train.checkpoint import load_checkpoint
     from scalelab.train.vlm_trainer import VLM_PRESETS, VLMTrainConfig, train_vlm
 
@@ -99,7 +100,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     assert a.keys() == b.keys()
     gaps = {k: float((a[k].float() - b[k].float()).abs().max()) for k in a}
     worst = max(gaps, key=gaps.get)
-    assert gaps[worst] <= 1e-5, (worst, gaps[worst])  # each step's batch: a function of (seed, step)
+    assert gaps[worst] <= 1e-4, (worst, gaps[worst])  # each step's batch: a function of (seed, step)
 
 
 def test_export_to_llava_gives_the_same_logits(vlm_run, tmp_path):
