@@ -313,18 +313,22 @@ def test_verdict_parsing_counts_unparsable_as_invalid():
 
 
 class ScriptedGrader:
-    """Stands in for a grading model: its verdict is scripted by which question the prompt holds."""
+    """Stands in for a model that writes (a grader, or the model under evaluation): its reply is scripted by
+    which key the prompt holds; it has no log-probabilities, as a chat API."""
 
     identity = "scripted-grader"
 
     def __init__(self, verdicts: dict[str, str]):
-        self.verdicts, self.prompts, self.requests = verdicts, [], []
+        self.verdicts, self.requests = verdicts, []
+
+    @property
+    def prompts(self) -> list[str]:
+        return [r.prompt for r in self.requests]
 
     def loglikelihood(self, requests):
         raise UserError("text only")
 
     def generate(self, requests):
-        self.prompts += [r.prompt for r in requests]
         self.requests += requests
         return [[next(v for k, v in self.verdicts.items() if k in r.prompt)] for r in requests]
 

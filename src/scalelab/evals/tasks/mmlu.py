@@ -3,8 +3,8 @@
 Layouts read as published: a folder with `dev/` and `test/` per-subject CSVs, either header-less
 (`question,A,B,C,D,letter`, the original release) or with a header (`question,choice0..choice3,
 answer` with answer 0-3; CMMLU's `,Question,A,B,C,D,Answer`; MMMLU's with `Subject` last); or JSONL
-rows `instruction, option_a..option_d, answer` (the translated releases). A folder holding the CSVs or JSONL files
-directly, or one file, is a test set without dev shots.
+rows `instruction, option_a..option_d, answer` (the translated releases). A folder holding the CSVs or
+JSONL files directly, or one file, is a test set without dev shots.
 """
 
 from __future__ import annotations
