@@ -116,3 +116,19 @@ def test_ladder_trains_in_parallel_processes_like_in_sequence(tmp_path, corpus_s
         assert a["flops"] == b["flops"] and abs(a["final_eval_loss"] - b["final_eval_loss"]) <= 1e-6
     other_seed = train_ladder(cfg, [plan_run(cfg.recipe, 2e9, "L0", seed=7)], tmp_path / "seed7", token_data)
     assert abs(other_seed[0]["final_eval_loss"] - serial[0]["final_eval_loss"]) > 1e-4  # the seed matters
+
+
+def test_every_run_of_a_forecast_trains_in_its_precision():
+    """The cpu preset trains fp32 on every machine (one result on AVX2 and AMX CPUs alike); an explicit
+    precision reaches every ladder run and the target; the quick smoke test keeps the machine's own pick."""
+    from scalelab.scaling.forecast import _run_config, forecast_config
+    from scalelab.scaling.ladder import design_ladder, plan_run
+
+    def precisions(cfg):
+        plans = design_ladder(cfg.recipe, cfg.target_flops, cfg.max_fraction, cfg.n_runs, cfg.span_decades)
+        plans.append(plan_run(cfg.recipe, cfg.target_flops, "target"))
+        return {_run_config(cfg, p).precision for p in plans}
+
+    assert precisions(forecast_config("cpu")) == {"fp32"}
+    assert precisions(forecast_config("cpu", precision="bf16")) == {"bf16"}
+    assert precisions(forecast_config("cpu-quick")) == {"auto"}

@@ -242,6 +242,8 @@ def forecast(
                                              callback=bounded(1))] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the whole forecast", callback=bounded(0))] = None,
     corpus: Annotated[str | None, typer.Option(help="training corpus (default: the stdlib sources)")] = None,
+    precision: Annotated[Literal["auto", "fp32", "bf16"] | None, typer.Option(
+        help="training precision of every run (default: the preset's; cpu: fp32)")] = None,
     executor: ExecutorKind = "local",
     slurm_partition: SlurmPartition = None,
     slurm_time: SlurmTime = 60,
@@ -261,13 +263,14 @@ def forecast(
     check_output_dir(out)
     where = executor_settings(executor, jobs or 1, gpus_per_run, slurm_partition, slurm_time)
     if preset == "vlm-cpu":
-        if executor != "local":
-            raise UserError("--preset vlm-cpu trains in this process: --executor does not apply")
+        if executor != "local" or precision is not None:
+            raise UserError("--preset vlm-cpu trains in this process in fp32: --executor and --precision do not "
+                            "apply")
         _vlm_forecast(out, resume, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
                       span_decades=span, seed=seed, jobs=jobs, corpus=corpus)
         return
     cfg = forecast_config(preset, target_flops=target_flops, max_fraction=max_fraction, n_runs=runs,
-                          span_decades=span, jobs=jobs, seed=seed, corpus=corpus)
+                          span_decades=span, jobs=jobs, seed=seed, corpus=corpus, precision=precision)
     try:
         where = replace(where, jobs=cfg.jobs, slurm_nodes=slurm_nodes, slurm_tasks_per_node=slurm_tasks_per_node)
         result = run_forecast(cfg, out, resume=resume, executor=where, wandb_project=wandb)

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,6 +54,8 @@ class ForecastConfig(BaseModel):
     heldout_fraction: float = 0.05
     eval_tokens: int = 65_536
     device: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="training precision of every run "
+                                                       "(auto: bf16 where its matmuls are clearly faster)")
     capabilities: bool = Field(True, description="forecast the capability suite beside the loss")
     capability_items: int = Field(400, ge=20, description="multiple-choice items of the suite (line_tail_choice)")
     capability_problems: int = Field(300, ge=20, description="pass-rate problems of the suite (line_end)")
@@ -62,8 +64,11 @@ class ForecastConfig(BaseModel):
 
 FORECAST_PRESETS: dict[str, dict[str, Any]] = {
     # The embedded default: a 2-core CPU, under 15 minutes. Ladder runs are too small to use two threads
-    # well, so two single-threaded processes share the cores (the ladder took 4.4-4.6 min).
-    "cpu": dict(jobs=2),
+    # well, so two single-threaded processes share the cores (the ladder took 4.4-4.6 min). fp32 on every
+    # machine: these models' matmuls are too small for bf16 to pay. On a 2-core Xeon with AMX, where `auto`
+    # picks bf16, the forecast took 478-493 s in bf16, and 335 s in fp32 with torch held to AVX2 kernels (an
+    # AVX2-only machine's path); one precision also gives one result on both kinds of machine.
+    "cpu": dict(jobs=2, precision="fp32"),
     # A smoke test of the whole pipeline in about a minute (too small to be accurate).
     "cpu-quick": dict(target_flops=2e12, max_fraction=1 / 10, span_decades=1.0, n_seeds=1, n_bootstrap=200,
                       eval_tokens=16_384, capability_items=100, capability_problems=60, recipe=dict(steps=120)),
@@ -87,7 +92,7 @@ def forecast_config(preset: str = "cpu", **overrides: Any) -> ForecastConfig:
 def _run_config(cfg: ForecastConfig, plan: RunPlan):
     settings = plan.train_settings(cfg.recipe) | dict(
         corpus=cfg.corpus, heldout_fraction=cfg.heldout_fraction, eval_tokens=cfg.eval_tokens, device=cfg.device,
-        checkpoint_every=max(1, plan.steps // 4), seed=cfg.seed * 1000 + plan.seed)
+        precision=cfg.precision, checkpoint_every=max(1, plan.steps // 4), seed=cfg.seed * 1000 + plan.seed)
     return validate_config(settings, source=f"run {plan.name}")
 
 
