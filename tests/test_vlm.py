@@ -40,6 +40,8 @@ def _components(image) -> int:
 
 
 def test_scene_answers_follow_from_the_pixels():
+    from scipy import ndimage
+
     items = make_items("heldout", 200)
     assert {it.qtype for it in items} == set(QUESTION_TYPES)
     counts = [it for it in items if it.qtype == "count"]
@@ -49,9 +51,21 @@ def test_scene_answers_follow_from_the_pixels():
         assert kind in ("circle", "square", "triangle")
         pixels = np.asarray(it.image).reshape(-1, 3)
         assert (np.abs(pixels - np.array(COLOURS[it.answer])).sum(axis=1) < 10).any()  # that colour is drawn
+    checked = 0
+    for it in (it for it in items if it.qtype == "further_left"):
+        assert it.answer in it.choices and all(c in it.question for c in it.choices)
+        pixels = np.asarray(it.image).astype(int)
+        masks = [(np.abs(pixels - np.array(COLOURS[c.split()[0]])).sum(axis=-1) < 10) for c in it.choices]
+        if it.choices[0].split()[0] != it.choices[1].split()[0] and all(ndimage.label(m)[1] == 1 for m in masks):
+            xs = [np.nonzero(m)[1].mean() for m in masks]  # the two shapes' columns, from their pixels
+            assert it.answer == it.choices[int(np.argmin(xs))], it.question
+            checked += 1
+    assert checked >= 5
     shares = {q: np.mean([it.answer in ("yes", "true") for it in items if it.qtype == q])
               for q in ("left_of", "statement")}
     assert all(0.25 < v < 0.75 for v in shares.values()), shares  # both answers occur
+    firsts = [it.answer == it.choices[0] for it in items if it.qtype == "further_left"]
+    assert 0.25 < np.mean(firsts) < 0.75, firsts  # the answer is not always the first name
     again = make_item("heldout", 7)
     assert again.question == items[7].question and np.array_equal(np.asarray(again.image), np.asarray(items[7].image))
     train_ids = {(it.question, np.asarray(it.image).tobytes()) for it in make_items("train", 200)}

@@ -1,11 +1,12 @@
 """Scenes of shapes with questions whose answers follow from the scene: data that tests seeing.
 
 Each scene (drawn with Pillow from a seed) holds 1-4 shapes, each a circle, square or triangle in
-one of four colours, small or large, at a position. Four kinds of question, each multiple choice
+one of four colours, small or large, at a position. Five kinds of question, each multiple choice
 with a known chance level:
 - `count`: how many shapes there are (choices 1-4; chance 1/4);
 - `colour`: the colour of the one shape of a kind (chance 1/4);
 - `left_of`: whether one shape is left of another (yes/no; chance 1/2);
+- `further_left`: which of two named shapes is further left (the two names; chance 1/2);
 - `statement`: a true/false statement about the scene, NLVR-style ("There is a red square.",
   "There are exactly two circles."), true half of the time (chance 1/2).
 A scene is a pure function of (split, index): the train and held-out splits draw from disjoint
@@ -22,8 +23,8 @@ from PIL import Image, ImageDraw
 
 KINDS = ("circle", "square", "triangle")
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 80, 220), "yellow": (230, 200, 30)}
-QUESTION_TYPES = ("count", "colour", "left_of", "statement")
-CHANCE = {"count": 0.25, "colour": 0.25, "left_of": 0.5, "statement": 0.5}
+QUESTION_TYPES = ("count", "colour", "left_of", "further_left", "statement")
+CHANCE = {"count": 0.25, "colour": 0.25, "left_of": 0.5, "further_left": 0.5, "statement": 0.5}
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
@@ -93,12 +94,15 @@ def _question(rng: random.Random, shapes: list[Shape], qtype: str) -> tuple[str,
             return None
         s = rng.choice(unique)
         return f"What colour is the {s.kind}?", tuple(COLOURS), s.colour
-    if qtype == "left_of":
+    if qtype in ("left_of", "further_left"):
         named = [s for s in shapes if sum(_name(o) == _name(s) for o in shapes) == 1]
         pairs = [(a, b) for a in named for b in named if a is not b and abs(a.x - b.x) > 2]
         if not pairs:
             return None
         a, b = rng.choice(pairs)
+        if qtype == "further_left":
+            return (f"Which is further left: the {_name(a)} or the {_name(b)}?", (_name(a), _name(b)),
+                    _name(a if a.x < b.x else b))
         return f"Is the {_name(a)} left of the {_name(b)}?", ("yes", "no"), "yes" if a.x < b.x else "no"
     truth = rng.random() < 0.5
     for _attempt in range(20):
