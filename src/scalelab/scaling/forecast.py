@@ -66,8 +66,8 @@ FORECAST_PRESETS: dict[str, dict[str, Any]] = {
     # The embedded default: a 2-core CPU, under 15 minutes. Ladder runs are too small to use two threads
     # well, so two single-threaded processes share the cores (the ladder took 4.4-4.6 min). fp32 on every
     # machine: these models' matmuls are too small for bf16 to pay. On a 2-core Xeon with AMX, where `auto`
-    # picks bf16, the forecast took 478-493 s in bf16, and 335 s in fp32 with torch held to AVX2 kernels (an
-    # AVX2-only machine's path); one precision also gives one result on both kinds of machine.
+    # picks bf16, a seed took 478-493 s in bf16 and 272-281 s in fp32 (335 s with torch held to AVX2 kernels,
+    # an AVX2-only machine's path); one precision also gives one result on both kinds of machine.
     "cpu": dict(jobs=2, precision="fp32"),
     # A smoke test of the whole pipeline in about a minute (too small to be accurate).
     "cpu-quick": dict(target_flops=2e12, max_fraction=1 / 10, span_decades=1.0, n_seeds=1, n_bootstrap=200,
