@@ -125,7 +125,8 @@ def make_item(split: str, index: int, size: int = 32) -> Item:
     rng = _rng(split, index)
     for attempt in range(100):
         shapes = _scene(rng, size)
-        qtype = QUESTION_TYPES[(index + attempt) % len(QUESTION_TYPES)] if attempt < 4 else rng.choice(QUESTION_TYPES)
+        n = len(QUESTION_TYPES)  # one pass of the cycle, then a type at random
+        qtype = QUESTION_TYPES[(index + attempt) % n] if attempt < n else rng.choice(QUESTION_TYPES)
         asked = _question(rng, shapes, qtype)
         if asked is not None:
             question, choices, answer = asked
