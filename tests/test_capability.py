@@ -61,6 +61,20 @@ def test_a_fit_is_reproducible_and_carries_its_band_and_points():
     assert first["points"]["value"] == lad.accuracy.tolist()
 
 
+def test_a_stated_ceiling_is_the_sigmoids_top_in_both_forms():
+    lad = ladder()
+    capped = TaskLadder(lad.task, lad.points, lad.accuracy, lad.chance, lad.n_items, ceiling=0.95)
+    for form in ("two-step", "direct"):
+        result = fit_task(capped, form, [{"flops": TARGET}], n_bootstrap=50)
+        params = result["params"]["step2"] if form == "two-step" else result["params"]
+        assert params["top"] == 0.95, form
+        assert max(result["band"]["mid"]) <= 0.95
+    fitted = fit_task(lad, "two-step", [{"flops": TARGET}], n_bootstrap=50)["params"]["step2"]["top"]
+    assert fitted != 0.95  # without a ceiling the top is fitted (near the true 0.95, not on it)
+    result = fit_task(capped, "two-step", [{"flops": TARGET}], n_bootstrap=200)
+    assert abs(result["predictions"][0]["accuracy"] - float(true_accuracy(TARGET))) < 0.03
+
+
 def test_direct_form_fits_accuracy_against_log_compute():
     flops = np.repeat(BUDGETS, 2)
     acc = 0.25 + 0.6 * expit(2.5 * (np.log10(flops) - 10.8))
@@ -151,11 +165,12 @@ def write_rows(path, rows, columns):
 
 def capability_rows(tmp_path):
     lad = ladder(seeds=1)
-    rows = [{"task": "mc", "accuracy": a, "task_loss": loss, "chance": 0.25, "params": c / 6e6, "tokens": 1e6}
-            for a, loss, c in zip(lad.accuracy, lad.points.loss, lad.points.flops, strict=True)]
+    rows = [{"task": "mc", "accuracy": a, "task_loss": loss, "chance": 0.25, "ceiling": 0.95, "params": c / 6e6,
+             "tokens": 1e6} for a, loss, c in zip(lad.accuracy, lad.points.loss, lad.points.flops, strict=True)]
     rows += [{"task": "flat", "accuracy": 0.25, "task_loss": loss, "chance": 0.25, "params": c / 6e6, "tokens": 1e6}
              for loss, c in zip(lad.points.loss, lad.points.flops, strict=True)]
-    return write_rows(tmp_path / "rows.csv", rows, ["task", "accuracy", "task_loss", "chance", "params", "tokens"])
+    return write_rows(tmp_path / "rows.csv", rows, ["task", "accuracy", "task_loss", "chance", "ceiling", "params",
+                                                    "tokens"])
 
 
 def test_fit_cli_writes_each_task_with_its_verdict_and_a_figure(tmp_path):
@@ -169,11 +184,12 @@ def test_fit_cli_writes_each_task_with_its_verdict_and_a_figure(tmp_path):
     mc, flat = result["tasks"]["mc"], result["tasks"]["flat"]
     assert mc["verdict"] == "ok" and set(mc["predictions"][0]) >= {"flops", "accuracy", "interval"}
     assert set(mc) >= {"predictions", "params", "verdict", "backtest"}
+    assert mc["params"]["step2"]["top"] == 0.95  # the rows' ceiling
     assert flat["verdict"].startswith("not predictable") and flat["predictions"] == []
     assert (tmp_path / "fit-figures" / "mc.png").stat().st_size > 0
     # nothing predictable: exit 3
     only_flat = write_rows(tmp_path / "flat.csv", [r for r in csv.DictReader(rows.open()) if r["task"] == "flat"],
-                           ["task", "accuracy", "task_loss", "chance", "params", "tokens"])
+                           ["task", "accuracy", "task_loss", "chance", "ceiling", "params", "tokens"])
     refused = run_cli("fit", str(only_flat), "--form", "direct", "--predict-flops", "1e13", "--bootstrap", "20")
     assert refused.returncode == 3 and "no task is predictable" in refused.stderr
 
@@ -200,12 +216,14 @@ def test_fit_cli_passrate_from_passes_and_samples(tmp_path):
     ({"task": "mc", "accuracy": ""}, "missing 'accuracy'"),
     ({"task": "mc", "accuracy": "1.5"}, "'accuracy' must be between 0 and 1"),
     ({"task": "mc", "accuracy": "0.5", "task_loss": "-1"}, "'task_loss' must be positive"),
+    ({"task": "mc", "accuracy": "0.5", "chance": "0.25", "ceiling": "0.2"}, "'ceiling' must be above chance"),
+    ({"task": "mc", "accuracy": "0.5", "ceiling": "0.9"}, "task 'mc' has ceiling 0.9 here and 1.0 before"),
 ])
 def test_bad_capability_rows_name_the_file_and_row(tmp_path, row, needle):
-    good = [{"task": "mc", "accuracy": 0.3 + 0.1 * i, "task_loss": 3 - 0.3 * i, "params": 1e6 * 2**i, "tokens": 1e7}
-            for i in range(4)]
-    path = write_rows(tmp_path / "bad.csv", [*good, {"params": 1e9, "tokens": 1e7, **row}],
-                      ["task", "accuracy", "task_loss", "params", "tokens"])
+    good = [{"task": "mc", "accuracy": 0.3 + 0.1 * i, "task_loss": 3 - 0.3 * i, "params": 1e6 * 2**i, "tokens": 1e7,
+             "ceiling": 1.0} for i in range(4)]
+    path = write_rows(tmp_path / "bad.csv", [*good, {"params": 1e9, "tokens": 1e7, "ceiling": "", **row}],
+                      ["task", "accuracy", "task_loss", "chance", "ceiling", "params", "tokens"])
     proc = run_cli("fit", str(path), "--form", "two-step", "--predict-flops", "1e13")
     assert_clean_error(proc, f"{path}:6", needle)
     assert not list(tmp_path.glob("*.json"))

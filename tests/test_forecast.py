@@ -55,6 +55,8 @@ def test_forecast_preregisters_then_checks_and_resumes(tmp_path, corpus_dir, qui
 
 def check_capabilities(out, forecast, prediction):
     """The suite was made before any run trained, is clean, and every capability number is traceable."""
+    from scalelab.scaling.capability_forecast import capability_ladders
+
     suite = json.loads((out / "capabilities" / "suite.json").read_text())
     first_run = min(p.stat().st_mtime for p in (out / "ladder").glob("*/config.json"))
     assert (out / "capabilities" / "suite.json").stat().st_mtime <= first_run
@@ -70,6 +72,12 @@ def check_capabilities(out, forecast, prediction):
         assert cap["verdict"] == pre["verdict"] and cap["predicted"] == pre.get("predicted")
         if task == "line_tail_choice":
             assert cap["actual"] == target[task]["accuracy"]
+            # the suite's ceiling reaches the fit, where it is the sigmoid's top (not fitted)
+            scores = [json.loads((out / "ladder" / f"{e['name']}-seed{e['seed']}" / "capabilities.json").read_text())
+                      for e in forecast["ladder"]]
+            assert capability_ladders(forecast["ladder"], scores)[task].ceiling == suite["tasks"][task]["ceiling"] == 1
+            if pre["verdict"] == "ok":
+                assert pre["fit"]["params"]["step2"]["top"] == 1.0
         elif pre.get("kept_problems"):
             by_id = dict(zip(target[task]["problems"], target[task]["log_pass_rate"], strict=True))
             assert cap["actual"] == pytest.approx(-np.mean([by_id[i] for i in pre["kept_problems"]]), rel=1e-12)

@@ -4,7 +4,8 @@ Three forms, each with a bootstrap over rungs (and, for pass rates, problems), a
 backtest, and a verdict instead of a number where the rungs support none:
 - two-step (OLMo's model ladders, Llama 3): task loss L(C) = a·C^b + c (or Chinchilla's L(N, D) when
   asked at N, D), then accuracy = chance + (top - chance)·σ(-k·(L - L0)) fitted on the rungs' own
-  (task loss, accuracy) pairs;
+  (task loss, accuracy) pairs; `top` is fitted (OLMo's) unless the task states its ceiling (a suite
+  whose right answer is always right has ceiling 1: rungs far below it cannot place it);
 - direct: accuracy = chance + (top - chance)·σ(k·(log10 C - x0)); known to extrapolate worse;
 - passrate (GPT-4's Figure 2): -E_P[log pass_rate(C)] = α·C^-k, the mean over the problems every
   rung solves (P), one law per difficulty bucket beside the law over all of P.
@@ -55,6 +56,7 @@ class TaskLadder:
     accuracy: np.ndarray
     chance: float = 0.0
     n_items: np.ndarray | None = None  # items behind each accuracy: its binomial noise
+    ceiling: float | None = None  # the sigmoid's top when known (a perfect model's accuracy); None: fitted
 
     @property
     def has_task_loss(self) -> bool:
@@ -62,7 +64,7 @@ class TaskLadder:
 
     def take(self, idx: np.ndarray) -> TaskLadder:
         return TaskLadder(self.task, self.points.take(idx), self.accuracy[idx], self.chance,
-                          None if self.n_items is None else self.n_items[idx])
+                          None if self.n_items is None else self.n_items[idx], self.ceiling)
 
 
 @dataclass(frozen=True)
@@ -152,14 +154,19 @@ def sigmoid(theta: np.ndarray, x: np.ndarray, chance: float, sign: float) -> np.
 
 
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, chance: float, sign: float,
-                start: np.ndarray | None = None) -> np.ndarray:
-    """(top, k, x0) by least squares; sign +1 rises with x (log compute), -1 falls (task loss)."""
+                start: np.ndarray | None = None, ceiling: float | None = None) -> np.ndarray:
+    """(top, k, x0) by least squares; sign +1 rises with x (log compute), -1 falls (task loss). A given
+    `ceiling` is the top, and only k and x0 are fitted."""
     centre, spread = float(np.mean(x)), float(np.std(x)) or 1.0
     lo = np.array([chance + 1e-6, 1e-3 / spread, centre - 20 * spread])
     hi = np.array([1.0, 1e3 / spread, centre + 20 * spread])
+    free = slice(0, 3) if ceiling is None else slice(1, 3)
 
-    def residuals(theta):
-        return sigmoid(theta, x, chance, sign) - y
+    def full(theta_free):
+        return theta_free if ceiling is None else np.concatenate([[ceiling], theta_free])
+
+    def residuals(theta_free):
+        return sigmoid(full(theta_free), x, chance, sign) - y
 
     if start is not None:
         starts = [start]
@@ -169,10 +176,11 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, chance: float, sign: float,
                   for z in (-1.0, 0.0, 1.0, 2.0, 3.0)]
     best = None
     for s in starts:
-        r = least_squares(residuals, np.clip(s, lo + 1e-9, hi - 1e-9), bounds=(lo, hi), method="trf")
+        r = least_squares(residuals, np.clip(s, lo + 1e-9, hi - 1e-9)[free], bounds=(lo[free], hi[free]),
+                          method="trf")
         if best is None or r.cost < best.cost:
             best = r
-    return best.x
+    return full(best.x)
 
 
 def _sigmoid_params(theta: np.ndarray, chance: float, x0_name: str) -> dict[str, float]:
@@ -198,7 +206,8 @@ class _Model:
 def _two_step(ladder: TaskLadder, step1: str, start: tuple | None = None) -> _Model:
     points = ladder.points
     p1, th1 = fit_once(step1, points, None if start is None else start[0])
-    th2 = fit_sigmoid(points.loss, ladder.accuracy, ladder.chance, -1.0, None if start is None else start[1])
+    th2 = fit_sigmoid(points.loss, ladder.accuracy, ladder.chance, -1.0, None if start is None else start[1],
+                      ladder.ceiling)
     log_resid = np.log(points.loss) - np.log(predict_points(step1, p1, points))
     resid = ladder.accuracy - sigmoid(th2, points.loss, ladder.chance, -1.0)
 
@@ -215,7 +224,7 @@ def _two_step(ladder: TaskLadder, step1: str, start: tuple | None = None) -> _Mo
 
 def _direct(ladder: TaskLadder, start: tuple | None = None) -> _Model:
     x = np.log10(ladder.points.flops)
-    th = fit_sigmoid(x, ladder.accuracy, ladder.chance, 1.0, None if start is None else start[0])
+    th = fit_sigmoid(x, ladder.accuracy, ladder.chance, 1.0, None if start is None else start[0], ladder.ceiling)
     resid = ladder.accuracy - sigmoid(th, x, ladder.chance, 1.0)
 
     def predict(queries: Points, noise: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Capability results of any training stack, read into ladders: rows of our own, or lm-eval's files.
 
 Three inputs, told apart by their columns:
-- per-model rows (CSV or JSONL): `task`, `accuracy`, optional `task_loss`, `chance`, `n_items`,
-  and two of `params`, `tokens`, `flops`;
+- per-model rows (CSV or JSONL): `task`, `accuracy`, optional `task_loss`, `chance`, `ceiling` (a
+  perfect model's accuracy, when known: the sigmoid's top, else fitted), `n_items`, and two of
+  `params`, `tokens`, `flops`;
 - per-problem rows: `task`, `problem`, `passes` and `samples` (or `log_pass_rate`), and the size;
 - a CSV mapping lm-evaluation-harness output to sizes: `results` (a `results*.json`, relative to
   the CSV) or `model` (matched against the `results*.json` files under the CSV's folder: their
@@ -72,6 +73,7 @@ def _check_rungs(path: Path, counts: dict[str, int]) -> None:
 def _task_ladders(path: Path, rows: list[tuple[int, dict]]) -> dict[str, TaskLadder]:
     by_task: dict[str, list] = defaultdict(list)
     chance: dict[str, float] = {}
+    ceiling: dict[str, float] = {}
     for lineno, row in rows:
         task = _text(path, lineno, row, "task")
         acc = _float(path, lineno, row, "accuracy")
@@ -88,6 +90,12 @@ def _task_ladders(path: Path, rows: list[tuple[int, dict]]) -> dict[str, TaskLad
                 raise UserError(f"{path}:{lineno}: 'chance' must be in [0, 1), got {row['chance']}")
             if chance.setdefault(task, c) != c:
                 raise UserError(f"{path}:{lineno}: task '{task}' has chance {c} here and {chance[task]} before")
+        top = _float(path, lineno, row, "ceiling")
+        if top is not None:
+            if not (c or 0.0) < top <= 1:
+                raise UserError(f"{path}:{lineno}: 'ceiling' must be above chance and at most 1, got {row['ceiling']}")
+            if ceiling.setdefault(task, top) != top:
+                raise UserError(f"{path}:{lineno}: task '{task}' has ceiling {top} here and {ceiling[task]} before")
         n_items = _float(path, lineno, row, "n_items")
         if n_items is not None and (n_items < 1 or n_items != int(n_items)):
             raise UserError(f"{path}:{lineno}: 'n_items' must be a positive whole number, got {row['n_items']}")
@@ -98,7 +106,7 @@ def _task_ladders(path: Path, rows: list[tuple[int, dict]]) -> dict[str, TaskLad
         n, d, c, loss, acc, items = zip(*entries, strict=True)
         ladders[task] = TaskLadder(
             task, Points(np.array(n), np.array(d), np.array(c), np.array([np.nan if v is None else v for v in loss])),
-            np.array(acc), chance.get(task, 0.0), None if None in items else np.array(items, float))
+            np.array(acc), chance.get(task, 0.0), None if None in items else np.array(items, float), ceiling.get(task))
     return ladders
 
 

@@ -76,7 +76,8 @@ def capability_ladders(ladder: list[dict], scores: list[dict]) -> dict[str, Task
     mc = [s["line_tail_choice"] for s in scores]
     choice = TaskLadder(
         "line_tail_choice", Points(points.params, points.tokens, points.flops, np.array([m["task_loss"] for m in mc])),
-        np.array([m["accuracy"] for m in mc]), mc[0]["chance"], np.array([m["n_items"] for m in mc], float))
+        np.array([m["accuracy"] for m in mc]), mc[0]["chance"], np.array([m["n_items"] for m in mc], float),
+        mc[0]["ceiling"])
     log_pass = np.array([s["line_end"]["log_pass_rate"] for s in scores])
     # GPT-4's filter at a finite sample budget: a pass rate below 1/budget counts as never solved.
     log_pass = np.where(log_pass < -np.log(SAMPLE_BUDGET), -np.inf, log_pass)
