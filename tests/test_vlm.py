@@ -84,6 +84,19 @@ def test_training_lowers_the_heldout_answer_loss(vlm_run, tmp_path):
     assert rows[-1]["step"] == SETTINGS["steps"]
 
 
+def test_the_curriculum_asks_relational_questions_first():
+    from scalelab.data.scenes import RELATIONAL
+    from scalelab.train.vlm_trainer import VLMTrainConfig, train_items
+
+    cfg = VLMTrainConfig(relational_steps=3, batch_size=64)
+    early, late = train_items(cfg, 2), train_items(cfg, 3)
+    assert {it.qtype for it in early} == set(RELATIONAL)
+    assert {it.qtype for it in late} == set(QUESTION_TYPES)
+    plain = VLMTrainConfig(batch_size=64)  # no curriculum: the stream every run trained on before it existed
+    assert [it.question for it in train_items(plain, 2)] == [
+        make_item("train", int(i), 32).question for i in np.random.default_rng([0, 2]).integers(0, 50_000, 64)]
+
+
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     """Resumed weights equal the uninterrupted run's to 1e-4 (fp32). Not bit for bit: in the full suite on
     a 2-core Xeon two runs of the same settings were seen to differ (in bf16 and in fp32, by up to 1.2e-5 after
@@ -92,7 +105,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     from scalelab.train.checkpoint import load_checkpoint
     from scalelab.train.vlm_trainer import VLM_PRESETS, VLMTrainConfig, train_vlm
 
-    exact = {**SETTINGS, "precision": "fp32"}  # on top of the preset, as the command line below does
+    # on top of the preset, as the command line below does; the curriculum ends in the resumed part
+    exact = {**SETTINGS, "precision": "fp32", "relational_steps": 45}
     train_vlm(VLMTrainConfig(**{**VLM_PRESETS["vlm-tiny"], **exact}), tmp_path / "whole", show_progress=False)
     run = tmp_path / "killed"
     settings = [f"--set={k}={v}" for k, v in {**exact, "checkpoint_every": 10}.items()]

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 KINDS = ("circle", "square", "triangle")
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 80, 220), "yellow": (230, 200, 30)}
 QUESTION_TYPES = ("count", "colour", "left_of", "further_left", "statement")
+RELATIONAL = ("left_of", "further_left")  # the types that relate two shapes' positions
 CHANCE = {"count": 0.25, "colour": 0.25, "left_of": 0.5, "further_left": 0.5, "statement": 0.5}
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
@@ -120,13 +121,14 @@ def _question(rng: random.Random, shapes: list[Shape], qtype: str) -> tuple[str,
     return None
 
 
-def make_item(split: str, index: int, size: int = 32) -> Item:
-    """Scene `index` of `split` ('train' or 'heldout') with one question, its type cycling by index."""
+def make_item(split: str, index: int, size: int = 32, qtypes: tuple[str, ...] = QUESTION_TYPES) -> Item:
+    """Scene `index` of `split` ('train' or 'heldout') with one question, its type cycling by index
+    through `qtypes` (a scene that admits none of them is redrawn)."""
     rng = _rng(split, index)
     for attempt in range(100):
         shapes = _scene(rng, size)
-        n = len(QUESTION_TYPES)  # one pass of the cycle, then a type at random
-        qtype = QUESTION_TYPES[(index + attempt) % n] if attempt < n else rng.choice(QUESTION_TYPES)
+        n = len(qtypes)  # one pass of the cycle, then a type at random
+        qtype = qtypes[(index + attempt) % n] if attempt < n else rng.choice(qtypes)
         asked = _question(rng, shapes, qtype)
         if asked is not None:
             question, choices, answer = asked
