@@ -229,6 +229,15 @@ def test_bad_capability_rows_name_the_file_and_row(tmp_path, row, needle):
     assert not list(tmp_path.glob("*.json"))
 
 
+def test_a_ceiling_at_or_below_a_chance_given_in_a_later_row_is_bad_input(tmp_path):
+    rows = [{"task": "mc", "accuracy": 0.3 + 0.1 * i, "task_loss": 3 - 0.3 * i, "params": 1e6 * 2**i, "tokens": 1e7,
+             "ceiling": 0.3 if i == 0 else "", "chance": 0.5 if i == 3 else ""} for i in range(4)]
+    path = write_rows(tmp_path / "c.csv", rows, ["task", "accuracy", "task_loss", "chance", "ceiling", "params",
+                                                 "tokens"])
+    proc = run_cli("fit", str(path), "--form", "two-step", "--predict-flops", "1e13")
+    assert_clean_error(proc, str(path), "task 'mc' has ceiling 0.3, not above its chance 0.5")
+
+
 def test_passes_above_samples_and_too_few_rungs_are_bad_input(tmp_path):
     cols = ["task", "problem", "passes", "samples", "flops", "tokens"]
     rows = [{"task": "code", "problem": "p0", "passes": 3, "samples": 10, "flops": 1e10 * 2**i, "tokens": 1e6}

@@ -92,7 +92,7 @@ def _task_ladders(path: Path, rows: list[tuple[int, dict]]) -> dict[str, TaskLad
                 raise UserError(f"{path}:{lineno}: task '{task}' has chance {c} here and {chance[task]} before")
         top = _float(path, lineno, row, "ceiling")
         if top is not None:
-            if not (c or 0.0) < top <= 1:
+            if not chance.get(task, 0.0) < top <= 1:
                 raise UserError(f"{path}:{lineno}: 'ceiling' must be above chance and at most 1, got {row['ceiling']}")
             if ceiling.setdefault(task, top) != top:
                 raise UserError(f"{path}:{lineno}: task '{task}' has ceiling {top} here and {ceiling[task]} before")
@@ -101,6 +101,9 @@ def _task_ladders(path: Path, rows: list[tuple[int, dict]]) -> dict[str, TaskLad
             raise UserError(f"{path}:{lineno}: 'n_items' must be a positive whole number, got {row['n_items']}")
         by_task[task].append((*_size(path, lineno, row), loss, acc, n_items))
     _check_rungs(path, {t: len(r) for t, r in by_task.items()})
+    for task, top in ceiling.items():
+        if top <= chance.get(task, 0.0):
+            raise UserError(f"{path}: task '{task}' has ceiling {top}, not above its chance {chance[task]}")
     ladders = {}
     for task, entries in by_task.items():
         n, d, c, loss, acc, items = zip(*entries, strict=True)
