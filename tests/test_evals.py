@@ -589,13 +589,23 @@ def test_eval_through_http_matches_in_process(server, tiny_run, mmlu_dir, tmp_pa
     remote = evaluate(load_backend(f"openai:tiny@{server}"), tasks, tmp_path / "http", "http",
                       cache_path=tmp_path / "c.sqlite", show_progress=False)
     assert local["precision"] == remote["precision"] == "fp32"  # the server reports what it runs in
+    decided = 0
     for task in ("mmlu", "truthfulqa_mc"):
         rows_l, rows_h = _rows(tmp_path / "local", task), _rows(tmp_path / "http", task)
-        assert [r["pred"] for r in rows_l] == [r["pred"] for r in rows_h]
         np.testing.assert_allclose(np.concatenate([r["loglikelihoods"] for r in rows_l]),
                                    np.concatenate([r["loglikelihoods"] for r in rows_h]), atol=1e-4)
-        for name, m in local["tasks"][task]["metrics"].items():
-            assert remote["tasks"][task]["metrics"][name]["value"] == pytest.approx(m["value"], abs=1e-4)
+        # The same choice wherever the best choice leads by more than that tolerance. In this tiny model the
+        # letters' byte tokens never occur in training, so their readout rows stay equal (μP's zero init) and
+        # the choices " A".." D" tie exactly; one path may then differ in a float's last bit, and which tied
+        # choice argmax picks is noise (seen once in `make test`: pred 0 in-process, 1 over HTTP).
+        gap = [np.diff(np.sort(r["loglikelihoods"]))[-1] for r in rows_l]
+        mine = [i for i, g in enumerate(gap) if g > 1e-4]
+        assert [rows_l[i]["pred"] for i in mine] == [rows_h[i]["pred"] for i in mine]
+        decided += len(mine)
+        if len(mine) == len(rows_l):
+            for name, m in local["tasks"][task]["metrics"].items():
+                assert remote["tasks"][task]["metrics"][name]["value"] == pytest.approx(m["value"], abs=1e-4)
+    assert decided >= 4  # the comparison is not empty
 
 
 def test_bf16_is_an_explicit_recorded_choice(tiny_run, mmlu_dir, tmp_path):
