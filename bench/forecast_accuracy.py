@@ -1,7 +1,7 @@
 """The embedded forecast (`scalelab forecast`, preset cpu) with 3 seeds: loss and capability errors,
 coverage, time.
 
-Each seed is a full forecast (272-281 s on a 2-core Xeon in fp32) in a folder named by the code's commit, so a
+Each seed is a full forecast (269-286 s on a 2-core Xeon in fp32) in a folder named by the code's commit, so a
 result is never carried over from other code: a finished folder of this commit is reused, an
 interrupted one resumed, and its time is the sum of every session spent on it (a session killed
 before it could record its time marks the seed's timing incomplete). The first seed runs with an

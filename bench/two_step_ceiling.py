@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scalelab.scaling.capability import TaskLadder, _backtest, _two_step, check_accuracy
+from scalelab.scaling.capability import TaskLadder, fit_task
 from scalelab.scaling.capability_suite import CEILING
 from scalelab.scaling.fit import Points
 
@@ -33,7 +33,7 @@ def ladder_of(folder: Path, ceiling: float | None) -> TaskLadder:
 
 
 def errors(ladder: TaskLadder) -> list[float]:
-    rows = _backtest(ladder, lambda lad, start=None: _two_step(lad, "gpt4", start), check_accuracy)
+    rows = fit_task(ladder, "two-step", n_bootstrap=0)["backtest"]
     return [p - a for r in rows for p, a in zip(r["predicted"], r["actual"], strict=True)]
 
 

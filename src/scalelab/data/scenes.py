@@ -95,7 +95,7 @@ def _question(rng: random.Random, shapes: list[Shape], qtype: str) -> tuple[str,
             return None
         s = rng.choice(unique)
         return f"What colour is the {s.kind}?", tuple(COLOURS), s.colour
-    if qtype in ("left_of", "further_left"):
+    if qtype in RELATIONAL:
         named = [s for s in shapes if sum(_name(o) == _name(s) for o in shapes) == 1]
         pairs = [(a, b) for a in named for b in named if a is not b and abs(a.x - b.x) > 2]
         if not pairs:
