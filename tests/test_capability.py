@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from scalelab.scaling.capability import PassRateLadder, TaskLadder, fit_task
+from scalelab.scaling.capability import PassRateLadder, TaskLadder, extrapolation_rate, fit_task
 from scalelab.scaling.fit import Points
 
 from .conftest import assert_clean_error, run_cli
@@ -131,6 +131,40 @@ def test_passrate_law_keeps_problems_every_rung_solves_and_buckets_them_by_diffi
     values = [b["predictions"][0]["neg_mean_log_pass_rate"] for b in result["buckets"]]
     assert values == sorted(values)
     assert sorted(p for b in result["buckets"] for p in b["problems"]) == sorted(f"p{i}" for i in range(5, 40))
+
+
+def test_extrapolation_rate_is_the_backtest_error_beyond_noise_per_decade():
+    row = {"predicted": [0.50, 0.60], "actual": [0.47, 0.60], "actual_variance": [0.0, 0.0],
+           "decades_beyond_fit": [0.3, 0.6]}
+    assert extrapolation_rate([row], log=False)["per_decade"] == pytest.approx(math.sqrt(0.1**2 / 2))
+    noisy = row | {"actual_variance": [0.031**2, 0.0]}  # an error within the measurement noise
+    assert extrapolation_rate([noisy], log=False)["per_decade"] == pytest.approx(0.0, abs=1e-6)
+    logged = extrapolation_rate([row | {"predicted": [0.47 * math.e**0.3, 0.6]}], log=True)
+    assert logged["per_decade"] == pytest.approx(math.sqrt(1 / 2)) and logged["scale"] == "log"
+    assert extrapolation_rate([], log=True)["per_decade"] == 0.0
+
+
+def test_a_law_the_ladder_already_mispredicts_gets_an_interval_that_grows_past_the_ladder():
+    lad, _ = passrate_ladder()
+    straight = fit_task(lad, "passrate", [{"flops": TARGET}], n_bootstrap=300)
+    # the same problems on a curve that flattens towards a floor: GPT-4's law (no floor) bends away from it
+    flops = lad.points.flops[:, None]
+    floor, scale = np.linspace(0.5, 2.0, len(lad.problems)), np.linspace(2.0, 6.0, len(lad.problems))
+    bent = PassRateLadder(lad.task, lad.points, -(floor + scale * (flops / 1e10) ** -0.8), lad.problems)
+    near, far = BUDGETS[-1] * 10**0.5, TARGET
+    result = fit_task(bent, "passrate", [{"flops": near}, {"flops": far}], n_bootstrap=300)
+    rate = result["extrapolation"]["per_decade"]
+    assert rate > 5 * straight["extrapolation"]["per_decade"] and rate > 0.05
+    truth = float(np.mean(floor + scale * (far / 1e10) ** -0.8))
+    widths = []
+    for pred in result["predictions"]:
+        lo, hi = pred["neg_mean_log_pass_rate_interval"]
+        widths.append(math.log(hi / lo))
+        # a normal term of sd rate x distance alone spans 2 x 1.645 sd at the 90% level
+        assert math.log(hi / lo) > 2 * 1.5 * rate * pred["decades_beyond_ladder"]
+    assert widths[1] > 2 * widths[0]
+    lo, hi = result["predictions"][1]["neg_mean_log_pass_rate_interval"]
+    assert lo <= truth <= hi < result["predictions"][1]["neg_mean_log_pass_rate"] * 10
 
 
 def test_passrate_with_no_problem_solved_by_every_rung_is_not_predictable():

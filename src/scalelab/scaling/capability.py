@@ -10,7 +10,11 @@ backtest, and a verdict instead of a number where the rungs support none:
 - passrate (GPT-4's Figure 2): -E_P[log pass_rate(C)] = α·C^-k, the mean over the problems every
   rung solves (P), one law per difficulty bucket beside the law over all of P.
 Like the loss fit, prediction intervals add the fit's residual scatter to each resample's
-prediction, so they cover a new run's measured value, item noise included, not only the curve.
+prediction, so they cover a new run's measured value, item noise included, not only the curve. They
+also add the form's own extrapolation error: the backtest's errors, less the measurement noise of the
+budgets it predicted, per decade past the refit's largest budget, grown linearly to each query's
+distance past the ladder (a capability metric can bend where no rung sees it; a ladder whose top
+budgets its lower ones already mispredict says so with a wider interval).
 Needs numpy and scipy and the loss fit, nothing else of scalelab's.
 """
 
@@ -309,24 +313,50 @@ def _fit_task_ladder(ladder: TaskLadder, form: str, queries: list[dict], n_boots
             return _direct(lad, start)
 
     model = fitter(ladder)
-    result = _bootstrap(ladder, model, fitter, queries, n_bootstrap, level, seed, metric_key="accuracy")
+    backtest = _backtest(ladder, fitter, check=check_accuracy)
+    result = _bootstrap(ladder, model, fitter, queries, n_bootstrap, level, seed, metric_key="accuracy",
+                        extrapolation=extrapolation_rate(backtest, log=False))
     result["trend"] = t
     if t_loss is not None:
         result["task_loss_trend"] = t_loss
         q = _query_points(queries)
         for pred, loss in zip(result["predictions"], model.task_loss(q), strict=True):
             pred["task_loss"] = float(loss)
-    result["backtest"] = _backtest(ladder, fitter, check=check_accuracy)
+    result["backtest"] = backtest
     return result
 
 
+def decades_beyond(ladder_flops: np.ndarray, flops: np.ndarray) -> np.ndarray:
+    """How far each compute lies past the ladder's largest budget, in decades (0 inside the ladder)."""
+    return np.maximum(0.0, np.log10(np.asarray(flops, float) / np.max(ladder_flops)))
+
+
+def extrapolation_rate(backtest: list[dict], log: bool) -> dict:
+    """The form's extrapolation error per decade, from its leave-largest-out backtest.
+
+    Each held-out budget's error (absolute, or of the log when `log`), less the variance of that budget's
+    measured mean across its seeds, over its distance past the refit's largest budget; the root mean
+    square of those rates. Zero when no backtest could run (then the interval holds no such term)."""
+    rates = []
+    for row in backtest:
+        for pred, actual, var, d in zip(row["predicted"], row["actual"], row["actual_variance"],
+                                        row["decades_beyond_fit"], strict=True):
+            err2 = np.log(pred / actual) ** 2 if log else (pred - actual) ** 2
+            rates.append(max(0.0, err2 - (var / actual**2 if log else var)) / d**2)
+    per_decade = float(np.sqrt(np.mean(rates))) if rates else 0.0
+    return {"per_decade": per_decade, "scale": "log" if log else "absolute", "n_errors": len(rates)}
+
+
 def _bootstrap(ladder, model: _Model, fitter, queries: list[dict], n_bootstrap: int, level: float, seed: int,
-               metric_key: str, resample_problems=None) -> dict:
-    """Resample rungs (and problems), refit from the full fit's parameters, predict with residual noise."""
+               metric_key: str, extrapolation: dict, resample_problems=None) -> dict:
+    """Resample rungs (and problems), refit from the full fit's parameters, predict with residual noise and,
+    past the ladder, the backtest's extrapolation error (normal, its sd growing linearly with distance)."""
     rng = np.random.default_rng(seed)
     n = len(ladder.points)
     q_points, grid = _query_points(queries), _grid(ladder.points.flops, queries)
     dof_scale = np.sqrt(n / max(1, n - 3))
+    beyond = decades_beyond(ladder.points.flops, q_points.flops)
+    log_scale = extrapolation["scale"] == "log"
     preds, curves = [], []
     for _ in range(n_bootstrap):
         idx = rng.integers(0, n, n)
@@ -339,6 +369,8 @@ def _bootstrap(ladder, model: _Model, fitter, queries: list[dict], n_bootstrap: 
             continue
         noise = (rng.choice(model.log_resid, len(queries)) * dof_scale,
                  rng.choice(model.residuals, len(queries)) * dof_scale)
+        drift = rng.normal(0.0, 1.0, len(queries)) * extrapolation["per_decade"] * beyond
+        noise = (noise[0] + drift, noise[1]) if log_scale else (noise[0], noise[1] + drift)
         preds.append(m.predict(q_points, noise) if queries else np.zeros(0))
         curves.append(m.predict(grid))
     preds = np.array(preds).reshape(len(preds), len(queries))
@@ -347,13 +379,14 @@ def _bootstrap(ladder, model: _Model, fitter, queries: list[dict], n_bootstrap: 
     predictions = []
     for i, q in enumerate(queries):
         lo, hi = percentile_interval(preds[:, i], level) if len(preds) else (np.nan, np.nan)
-        predictions.append({**q, metric_key: float(centre[i]), "interval": [float(lo), float(hi)]})
+        predictions.append({**q, metric_key: float(centre[i]), "interval": [float(lo), float(hi)],
+                            "decades_beyond_ladder": float(beyond[i])})
     band = {"flops": grid.flops.tolist(), "mid": model.predict(grid).tolist()}
     if len(curves):
         lo, hi = percentile_interval(curves, level)
         band |= {"lo": lo.tolist(), "hi": hi.tolist()}
     return {"verdict": "ok", "params": model.params, "predictions": predictions, "band": band,
-            "n_bootstrap": len(preds), "level": level}
+            "n_bootstrap": len(preds), "level": level, "extrapolation": extrapolation}
 
 
 def _backtest(ladder, fitter, check, max_k: int = 2, value=None) -> list[dict]:
@@ -373,9 +406,14 @@ def _backtest(ladder, fitter, check, max_k: int = 2, value=None) -> list[dict]:
             break
         held = _query_points([{"flops": c} for c in held_budgets])
         predicted = model.predict(held)
-        actual = np.array([value(ladder)[ladder.points.flops == c].mean() for c in held_budgets])
+        measured = [value(ladder)[ladder.points.flops == c] for c in held_budgets]
+        actual = np.array([m.mean() for m in measured])
         rows.append({"k": k, "flops": held_budgets.tolist(), "predicted": predicted.tolist(),
-                     "actual": actual.tolist(), "abs_errors": np.abs(predicted - actual).tolist(),
+                     "actual": actual.tolist(),
+                     # the variance of each budget's mean across its seeds: the part of an error that is noise
+                     "actual_variance": [float(m.var(ddof=1) / len(m)) if len(m) > 1 else 0.0 for m in measured],
+                     "decades_beyond_fit": decades_beyond(kept.points.flops, held_budgets).tolist(),
+                     "abs_errors": np.abs(predicted - actual).tolist(),
                      "relative_errors": ((predicted - actual) / np.where(actual == 0, np.nan, actual)).tolist()})
     return rows
 
@@ -412,15 +450,16 @@ def _fit_problem_set(ladder: PassRateLadder, problems: np.ndarray, queries: list
     def resample(sample: PassRateLadder, rng: np.random.Generator) -> _Model:
         return _passrate(sample, rng.choice(problems, len(problems)))
 
+    backtest = _backtest(ladder, lambda lad: _passrate(lad, problems), check=lambda lad: None,
+                         value=lambda lad: neg_mean_log_pass(lad, problems))
     result = _bootstrap(ladder, model, None, queries, n_bootstrap, level, seed, "neg_mean_log_pass_rate",
-                        resample_problems=resample)
+                        extrapolation_rate(backtest, log=True), resample_problems=resample)
     for pred in result["predictions"]:
         y, (lo, hi) = pred["neg_mean_log_pass_rate"], pred["interval"]
         pred |= {"mean_log_pass_rate": -y, "pass_rate": float(np.exp(-y)), "interval": [-hi, -lo]}
         pred["neg_mean_log_pass_rate_interval"] = [lo, hi]
     result["trend"] = trend(ladder.points.flops, neg_mean_log_pass(ladder, problems))
-    result["backtest"] = _backtest(ladder, lambda lad: _passrate(lad, problems), check=lambda lad: None,
-                                   value=lambda lad: neg_mean_log_pass(lad, problems))
+    result["backtest"] = backtest
     return result
 
 
