@@ -219,6 +219,10 @@ def test_fit_cli_writes_each_task_with_its_verdict_and_a_figure(tmp_path):
     assert mc["verdict"] == "ok" and set(mc["predictions"][0]) >= {"flops", "accuracy", "interval"}
     assert set(mc) >= {"predictions", "params", "verdict", "backtest"}
     assert mc["params"]["step2"]["top"] == 0.95  # the rows' ceiling
+    # the interval's extrapolation term is in the file and in the table
+    assert mc["extrapolation"]["scale"] == "absolute" and mc["extrapolation"]["n_errors"] >= 1
+    assert mc["predictions"][0]["decades_beyond_ladder"] == pytest.approx(np.log10(1e13 / BUDGETS[-1]))
+    assert "extrapolation sd/decade" in proc.stdout and f"{mc['extrapolation']['per_decade']:.4f}" in proc.stdout
     assert flat["verdict"].startswith("not predictable") and flat["predictions"] == []
     assert (tmp_path / "fit-figures" / "mc.png").stat().st_size > 0
     # nothing predictable: exit 3

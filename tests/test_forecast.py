@@ -86,6 +86,8 @@ def check_capabilities(out, forecast, prediction):
             assert cap["abs_error"] == pytest.approx(abs(cap["predicted"] - cap["actual"]), rel=1e-12)
             assert cap["within_interval"] == (lo <= cap["actual"] <= hi)
             assert (out / f"capability_{task}.png").stat().st_size > 0
+            assert f"{task}'s interval includes the extrapolation error its backtest measured" in \
+                (out / "report.md").read_text()
         else:
             assert cap["verdict"].startswith("not predictable: ") and cap["abs_error"] is None
 

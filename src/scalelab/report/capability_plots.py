@@ -74,20 +74,32 @@ def plot_capability(path: Path, task: str, result: dict, actual: float | None = 
     plt.close(fig)
 
 
+def extrapolation_text(result: dict) -> str:
+    """The backtest's extrapolation error a fit's intervals carry, and how far past the ladder they reach."""
+    ex = result["extrapolation"]
+    unit = "of the log" if ex["scale"] == "log" else "absolute"
+    beyond = max((p["decades_beyond_ladder"] for p in result["predictions"]), default=0.0)
+    return (f"sd {ex['per_decade']:.3f} ({unit}) per decade past the ladder, from {ex['n_errors']} backtest "
+            f"errors; the prediction lies {beyond:.2f} decades past the largest rung")
+
+
 def capability_table(result: dict) -> str:
     """The terminal summary of `fit_capabilities`: one row per task and prediction."""
     table = Table(title=f"{result['form']} capability fit on {result['n_points']} rows")
-    for col in ("task", "compute", "metric", "prediction", "interval", "backtest k=1", "verdict"):
+    for col in ("task", "compute", "metric", "prediction", "interval", "backtest k=1", "extrapolation sd/decade",
+                "verdict"):
         table.add_column(col)
     for task, r in result["tasks"].items():
         back = r["backtest"][0]["abs_errors"][0] if r.get("backtest") else None
         back_text = "" if back is None else f"{back:.4f}"
+        ex = r.get("extrapolation")
+        ex_text = "" if ex is None else f"{ex['per_decade']:.4f}" + (" (log)" if ex["scale"] == "log" else "")
         if not r["predictions"]:
-            table.add_row(task, "", r["metric"], "", "", back_text, r["verdict"])
+            table.add_row(task, "", r["metric"], "", "", back_text, ex_text, r["verdict"])
         for p in r["predictions"]:
             lo, hi = p.get("neg_mean_log_pass_rate_interval", p["interval"])
             table.add_row(task, f"{p['flops']:.3g}", r["metric"], f"{p[r['metric']]:.4f}", f"[{lo:.4f}, {hi:.4f}]",
-                          back_text, r["verdict"])
+                          back_text, ex_text, r["verdict"])
     console = Console(record=True, width=140)
     with console.capture() as capture:
         console.print(table)

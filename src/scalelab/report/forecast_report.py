@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scalelab.report.capability_plots import plot_capability
+from scalelab.report.capability_plots import extrapolation_text, plot_capability
 from scalelab.report.page import write_page
 from scalelab.report.plots import plot_loss_vs_compute
 from scalelab.scaling.forecast import ladder_points
@@ -89,7 +89,10 @@ def _capability_lines(f: dict) -> list[str]:
             actual = "" if c.get("actual") is None else f"{c['actual']:.4f}"
             lines.append(f"| {task} | {METRIC_NAMES[c['metric']]} | {c['form']} | | | {actual} | | | {c['verdict']} |")
     lines.append("")
-    lines += [f"![{task}](capability_{task}.png)" for task, c in caps.items() if c.get("fit")]
+    lines += [f"{task}'s interval includes the extrapolation error its backtest measured: "
+              f"{extrapolation_text(c['fit'])}." for task, c in caps.items()
+              if (c.get("fit") or {}).get("extrapolation")]
+    lines += ["", *(f"![{task}](capability_{task}.png)" for task, c in caps.items() if c.get("fit"))]
     return lines
 
 
