@@ -142,6 +142,8 @@ def test_extrapolation_rate_is_the_backtest_error_beyond_noise_per_decade():
     logged = extrapolation_rate([row | {"predicted": [0.47 * math.e**0.3, 0.6]}], log=True)
     assert logged["per_decade"] == pytest.approx(math.sqrt(1 / 2)) and logged["scale"] == "log"
     assert extrapolation_rate([], log=True)["per_decade"] == 0.0
+    solved = row | {"actual": [0.0, 0.6], "predicted": [0.1, 0.6]}  # a metric of 0 has no log error
+    assert extrapolation_rate([solved], log=True) == {"per_decade": 0.0, "scale": "log", "n_errors": 1}
 
 
 def test_a_law_the_ladder_already_mispredicts_gets_an_interval_that_grows_past_the_ladder():

@@ -341,6 +341,8 @@ def extrapolation_rate(backtest: list[dict], log: bool) -> dict:
     for row in backtest:
         for pred, actual, var, d in zip(row["predicted"], row["actual"], row["actual_variance"],
                                         row["decades_beyond_fit"], strict=True):
+            if log and (pred <= 0 or actual <= 0):
+                continue  # no log error where the held budget's metric is already 0 (every problem always passed)
             err2 = np.log(pred / actual) ** 2 if log else (pred - actual) ** 2
             rates.append(max(0.0, err2 - (var / actual**2 if log else var)) / d**2)
     per_decade = float(np.sqrt(np.mean(rates))) if rates else 0.0
