@@ -17,8 +17,10 @@ import numpy as np
 
 from scalelab.provenance import code_version, machine
 from scalelab.scaling.capability import fit_task, kept_problems
-from scalelab.scaling.capability_forecast import capability_ladders
+from scalelab.scaling.capability_forecast import actual_value, capability_ladders
 from scalelab.scaling.capability_suite import CEILING
+from scalelab.scaling.forecast import ForecastConfig, score_ladder
+from scalelab.scaling.ladder import RunPlan
 
 TASKS = {"line_tail_choice": "two-step", "line_end": "passrate"}
 
@@ -26,8 +28,9 @@ TASKS = {"line_tail_choice": "two-step", "line_end": "passrate"}
 def check_folder(folder: Path, n_bootstrap: int) -> dict:
     forecast = json.loads((folder / "forecast.json").read_text())
     ladder = forecast["ladder"]
-    scores = [json.loads((folder / "ladder" / f"{e['name']}-seed{e['seed']}" / "capabilities.json").read_text())
-              for e in ladder]
+    suite = json.loads((folder / "capabilities" / "suite.json").read_text())
+    plans = [RunPlan(**p) for p in json.loads((folder / "plan.json").read_text())["ladder"]]
+    scores = score_ladder(ForecastConfig(**forecast["config"]), plans, suite, folder)  # the kept scores, read back
     for s in scores:  # folders scored before the suite stated its ceiling: the same suite, the same ceiling
         s["line_tail_choice"].setdefault("ceiling", CEILING)
     top = max(e["flops"] for e in ladder)
@@ -40,13 +43,11 @@ def check_folder(folder: Path, n_bootstrap: int) -> dict:
             out[task] = {"verdict": result["verdict"]}
             continue
         pred = result["predictions"][0]
-        if TASKS[task] == "passrate":
-            kept = kept_problems(lad)
-            actual = [float(-np.mean(np.array(scores[i][task]["log_pass_rate"])[kept])) for i in held]
-            value, interval = pred["neg_mean_log_pass_rate"], pred["neg_mean_log_pass_rate_interval"]
-        else:
-            actual = [scores[i][task]["accuracy"] for i in held]
-            value, interval = pred["accuracy"], pred["interval"]
+        entry = {"metric": result["metric"], "kept_problems": [lad.problems[i] for i in kept_problems(lad)]
+                 if TASKS[task] == "passrate" else None}
+        actual = [actual_value(task, entry, scores[i]) for i in held]
+        value = pred[result["metric"]]
+        interval = pred.get("neg_mean_log_pass_rate_interval", pred["interval"])
         out[task] = {"predicted": value, "interval": interval, "actual": actual,
                      "covered": [bool(interval[0] <= a <= interval[1]) for a in actual],
                      "extrapolation_per_decade": result["extrapolation"]["per_decade"]}

@@ -16,11 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from scalelab.provenance import code_version, machine
 from scalelab.scaling.capability import fit_task, kept_problems
-from scalelab.scaling.capability_forecast import capability_ladders
+from scalelab.scaling.capability_forecast import actual_value, capability_ladders, score_run
 from scalelab.scaling.fit import fit
 from scalelab.scaling.forecast import ForecastConfig, ladder_points, score_ladder, train_ladder
 from scalelab.scaling.ladder import RunPlan, plan_run
@@ -42,9 +40,10 @@ def evaluate(folder: Path, n_extra: int) -> dict:
     plans = extra_plans(cfg, forecast["ladder"], n_extra)
     extra = train_ladder(cfg, plans, folder / "reach", None)
     extra_scores = score_ladder(cfg, plans, suite, folder / "reach")
-    ladder_scores = [json.loads((folder / "ladder" / f"{e['name']}-seed{e['seed']}" / "capabilities.json").read_text())
-                     for e in forecast["ladder"]]
-    target_scores = json.loads((folder / "target" / "capabilities.json").read_text())
+    # the folder's own scores, as the forecast kept them (score_ladder and score_run read them back)
+    ladder_plans = [RunPlan(**p) for p in json.loads((folder / "plan.json").read_text())["ladder"]]
+    ladder_scores = score_ladder(cfg, ladder_plans, suite, folder)
+    target_scores = score_run(folder / "target", suite, cfg.device)
     target_flops = forecast["target_flops"]
     rows = []
     for k in range(n_extra + 1):
@@ -61,16 +60,15 @@ def evaluate(folder: Path, n_extra: int) -> dict:
                 row[task] = {"verdict": result["verdict"]}
                 continue
             pred = result["predictions"][0]
-            if TASKS[task] == "passrate":
-                kept = [lad.problems[i] for i in kept_problems(lad)]
-                by_id = dict(zip(target_scores[task]["problems"], target_scores[task]["log_pass_rate"], strict=True))
-                actual = float(-np.mean([by_id[p] for p in kept]))
+            kept = [lad.problems[i] for i in kept_problems(lad)] if TASKS[task] == "passrate" else None
+            actual = actual_value(task, {"metric": result["metric"], "kept_problems": kept}, target_scores)
+            if kept is not None:
                 row[task] = {"predicted": pred["neg_mean_log_pass_rate"],
                              "interval": pred["neg_mean_log_pass_rate_interval"], "actual": actual,
                              "n_kept": len(kept)}
             else:
-                row[task] = {"predicted": pred["accuracy"], "interval": pred["interval"],
-                             "actual": target_scores[task]["accuracy"], "predicted_task_loss": pred["task_loss"],
+                row[task] = {"predicted": pred["accuracy"], "interval": pred["interval"], "actual": actual,
+                             "predicted_task_loss": pred["task_loss"],
                              "actual_task_loss": target_scores[task]["task_loss"]}
         for part in ("loss", *TASKS):
             r = row[part]
