@@ -89,7 +89,7 @@ def _capability_lines(f: dict) -> list[str]:
             actual = "" if c.get("actual") is None else f"{c['actual']:.4f}"
             lines.append(f"| {task} | {METRIC_NAMES[c['metric']]} | {c['form']} | | | {actual} | | | {c['verdict']} |")
     lines.append("")
-    lines += [f"{task}'s interval includes the extrapolation error its backtest measured: "
+    lines += [f"- {task}'s interval includes the extrapolation error its backtest measured: "
               f"{extrapolation_text(c['fit'])}." for task, c in caps.items()
               if (c.get("fit") or {}).get("extrapolation")]
     lines += ["", *(f"![{task}](capability_{task}.png)" for task, c in caps.items() if c.get("fit"))]
