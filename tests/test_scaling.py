@@ -254,7 +254,8 @@ def test_every_reported_number_of_a_fit_is_what_it_says():
     as_json = result.to_json()
     assert as_json == {"form": "gpt4", "params": result.params, "intervals": result.intervals, "n_points": 10,
                        "level": 0.9, "n_bootstrap": result.n_bootstrap, "residual_std_log": result.residual_std,
-                       "predictions": result.predictions, "backtest": result.backtest, "band": result.band}
+                       "predictions": result.predictions, "backtest": result.backtest, "band": result.band,
+                       "floor": result.floor}
     # trust: 4 runs on 3 budgets is the least a fit takes
     three = Points.from_columns(flops=[1e15, 1e16, 1e17, 1e17], params=[1e6] * 4, loss=[3.0, 2.5, 2.2, 2.21])
     check_trustworthy(three)

@@ -164,6 +164,28 @@ def compute_optimal(params: dict[str, float], flops) -> dict[str, np.ndarray]:
 
 # --- one API over both forms ----------------------------------------------------------------
 
+FLOOR_KEYS = {"gpt4": "c", "chinchilla": "E"}
+FLOOR_TOLERANCE = 0.01  # of the lowest loss: a floor this close to a bound is at it (0.01 nats of 3 is no floor)
+
+
+def floor_status(params: dict, loss: np.ndarray) -> dict:
+    """Where a fit's irreducible loss lies: {"floor", "at_bound": "lower" | "upper" | None, "note"}.
+
+    A floor at 0 means the points did not place one (the law extrapolates a pure power law); a floor at
+    the lowest loss measured means the curve flattened on the points themselves. Either is a finding
+    about the ladder, not a number to report as the irreducible loss."""
+    form = "gpt4" if "c" in params else "chinchilla"
+    floor, low = float(params[FLOOR_KEYS[form]]), float(np.min(loss))
+    at = "lower" if floor <= FLOOR_TOLERANCE * low else "upper" if floor >= low * (1 - FLOOR_TOLERANCE) else None
+    note = {"lower": f"the fitted floor {FLOOR_KEYS[form]} = {floor:.3g} is at its lower bound (0, within 1% of "
+                     "the lowest loss): the points do not place an irreducible loss, so the law falls without limit "
+                     "past them",
+            "upper": f"the fitted floor {FLOOR_KEYS[form]} = {floor:.4g} is at its upper bound (within 1% of the "
+                     f"lowest loss measured, {low:.4g}): the curve flattened on the points themselves",
+            None: None}[at]
+    return {"floor": floor, "at_bound": at, "note": note}
+
+
 
 @dataclass
 class FitResult:
@@ -177,11 +199,12 @@ class FitResult:
     n_bootstrap: int = 0
     backtest: list[dict] = field(default_factory=list)
     band: dict[str, list[float]] = field(default_factory=dict)  # gpt4: the curve's interval over C
+    floor: dict = field(default_factory=dict)  # floor_status of the fit
 
     def to_json(self) -> dict:
         return {"form": self.form, "params": self.params, "intervals": self.intervals, "n_points": self.n_points,
                 "level": self.level, "n_bootstrap": self.n_bootstrap, "residual_std_log": self.residual_std,
-                "predictions": self.predictions, "backtest": self.backtest, "band": self.band}
+                "predictions": self.predictions, "backtest": self.backtest, "band": self.band, "floor": self.floor}
 
 
 def check_trustworthy(points: Points) -> None:
@@ -262,7 +285,7 @@ def fit(points: Points, form: str = "gpt4", queries: Sequence[dict] = (), n_boot
         lo, hi = percentile_interval(curves, level)
         band = {"flops": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
     return FitResult(form, params, len(points), level, intervals, predictions, resid_std, len(boot_params),
-                     leave_largest_out(points, form, backtest_k), band)
+                     leave_largest_out(points, form, backtest_k), band, floor_status(params, points.loss))
 
 
 def leave_largest_out(points: Points, form: str, max_k: int = 2) -> list[dict]:
