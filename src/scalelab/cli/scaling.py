@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -148,11 +149,17 @@ def fit(
     json_out: Annotated[Path | None, typer.Option("--json", help="write the fit here")] = None,
     plot: Annotated[Path | None, typer.Option(help="PNG figure; capability forms: a folder of TASK.png "
                                                    "(default: beside --json)")] = None,
+    chance: Annotated[list[str] | None, typer.Option(
+        help="TASK=P: a task's chance accuracy where its rows do not give it (lm-eval files without samples); "
+             "repeatable")] = None,
+    tasks: Annotated[str | None, typer.Option(help="capability forms: fit only these tasks (comma-separated); "
+                                                   "the extrapolation term pools the backtests of the tasks fitted")
+                     ] = None,
 ) -> None:
     """Fit a scaling law, or forecast capabilities, with bootstrap intervals and a leave-largest-out backtest."""
     queries = _queries(predict_flops, None if form == "gpt4" else predict)
     if form in CAPABILITY_FORMS:
-        _fit_capabilities(file, form, queries, buckets, bootstrap, level, json_out, plot)
+        _fit_capabilities(file, form, queries, buckets, bootstrap, level, json_out, plot, _chances(chance), tasks)
         return
     from scalelab.report.fit_report import fit_table, plot_fit
     from scalelab.scaling import FitUntrusted, read_points
@@ -188,8 +195,22 @@ def fit(
         write_json(json_out, out)
 
 
+def _chances(items: list[str] | None) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        task, sep, value = item.rpartition("=")
+        try:
+            p = float(value)
+        except ValueError:
+            p = math.nan
+        if not sep or not task or not 0 <= p < 1:
+            raise UserError(f"--chance expects TASK=P with P in [0, 1), got '{item}'")
+        out[task] = p
+    return out
+
+
 def _fit_capabilities(file: Path, form: str, queries: list[dict], buckets: int, bootstrap: int, level: float,
-                      json_out: Path | None, plot: Path | None) -> None:
+                      json_out: Path | None, plot: Path | None, chances: dict[str, float], tasks: str | None) -> None:
     from scalelab.io import write_json
     from scalelab.report.capability_plots import capability_table, plot_capability
     from scalelab.scaling.capability import fit_capabilities, predictable
@@ -200,7 +221,13 @@ def _fit_capabilities(file: Path, form: str, queries: list[dict], buckets: int, 
         check_output_file(json_out)
     if figures is not None:
         check_output_dir(figures)
-    kind, ladders = read_capabilities(file)
+    kind, ladders = read_capabilities(file, chances)
+    if tasks is not None:
+        wanted = [t.strip() for t in tasks.split(",") if t.strip()]
+        missing = [t for t in wanted if t not in ladders]
+        if missing or not wanted:
+            raise UserError(f"--tasks: {file} has no task '{missing[0] if missing else tasks}'")
+        ladders = {t: ladders[t] for t in wanted}
     if (kind == "passrate") != (form == "passrate"):
         wanted = "per-problem rows (task, problem, passes, samples)" if form == "passrate" \
             else "per-model rows (task, accuracy)"

@@ -70,7 +70,7 @@ def _check_rungs(path: Path, counts: dict[str, int]) -> None:
             raise UserError(f"{path}: task '{task}' has {n} rung(s); a fit needs at least {MIN_RUNGS}")
 
 
-def _task_ladders(path: Path, rows: list[tuple[int, dict]]) -> dict[str, TaskLadder]:
+def _task_ladders(path: Path, rows: list[tuple[int, dict]], chances: dict[str, float]) -> dict[str, TaskLadder]:
     by_task: dict[str, list] = defaultdict(list)
     chance: dict[str, float] = {}
     ceiling: dict[str, float] = {}
@@ -85,6 +85,10 @@ def _task_ladders(path: Path, rows: list[tuple[int, dict]]) -> dict[str, TaskLad
         if loss is not None and loss <= 0:
             raise UserError(f"{path}:{lineno}: 'task_loss' must be positive (lower is better), got {row['task_loss']}")
         c = _float(path, lineno, row, "chance")
+        if c is None:
+            c = chances.get(task)
+        elif task in chances and chances[task] != c:
+            raise UserError(f"{path}:{lineno}: task '{task}' has chance {c} here, but --chance says {chances[task]}")
         if c is not None:
             if not 0 <= c < 1:
                 raise UserError(f"{path}:{lineno}: 'chance' must be in [0, 1), got {row['chance']}")
@@ -101,6 +105,9 @@ def _task_ladders(path: Path, rows: list[tuple[int, dict]]) -> dict[str, TaskLad
             raise UserError(f"{path}:{lineno}: 'n_items' must be a positive whole number, got {row['n_items']}")
         by_task[task].append((*_size(path, lineno, row), loss, acc, n_items))
     _check_rungs(path, {t: len(r) for t, r in by_task.items()})
+    unknown = sorted(set(chances) - set(by_task))
+    if unknown:
+        raise UserError(f"--chance {unknown[0]}: {path} has no task of that name")
     for task, top in ceiling.items():
         if top <= chance.get(task, 0.0):
             raise UserError(f"{path}: task '{task}' has ceiling {top}, not above its chance {chance[task]}")
@@ -190,6 +197,14 @@ def _samples_loss(results_file: Path, task: str) -> tuple[float | None, float | 
     return float(np.mean(nll)), float(np.mean([1 / k for k in choices])), len(nll)
 
 
+def _items_from_stderr(acc: float, stderr: float | None) -> int | None:
+    """The item count behind an accuracy from lm-eval's standard error, sqrt(p(1-p)/(n-1)): files written
+    before lm-eval logged `n-samples` still say how noisy each accuracy is."""
+    if not stderr or not 0 < acc < 1:
+        return None
+    return round(acc * (1 - acc) / stderr**2) + 1
+
+
 def _lm_eval_names(results_file: Path, data: dict) -> set[str]:
     names = {results_file.parent.name}
     for key in ("model_name", "model_name_sanitized"):
@@ -236,10 +251,12 @@ def _lm_eval_rows(path: Path, rows: list[tuple[int, dict]]) -> list[tuple[int, d
             loss, chance, n_items = _samples_loss(results_file, task)
             if loss is None:
                 loss = _metric(metrics, "bits_per_byte")
-            if loss is None:
-                ppl = _metric(metrics, "perplexity") or _metric(metrics, "word_perplexity")
+            if loss is None:  # "ppl": lm-eval before 0.4 (lambada_openai's perplexity of the last word)
+                ppl = _metric(metrics, "perplexity") or _metric(metrics, "ppl") or _metric(metrics, "word_perplexity")
                 loss = math.log(ppl) if ppl else None
-            n_items = n_items or ((data.get("n-samples") or {}).get(task) or {}).get("effective")
+            n_items = n_items or ((data.get("n-samples") or {}).get(task) or {}).get("effective") \
+                or _items_from_stderr(acc, _metric(metrics, "acc_stderr" if _metric(metrics, "acc") is not None
+                                                   else "acc_norm_stderr"))
             out.append((lineno, {"task": task, "accuracy": acc, "task_loss": loss, "chance": chance,
                                  "n_items": n_items, **size}))
     if not out:
@@ -247,8 +264,10 @@ def _lm_eval_rows(path: Path, rows: list[tuple[int, dict]]) -> list[tuple[int, d
     return out
 
 
-def read_capabilities(path: str | Path) -> tuple[str, dict[str, TaskLadder | PassRateLadder]]:
-    """("tasks" | "passrate", {task: ladder}) from a rows file or an lm-eval mapping CSV."""
+def read_capabilities(path: str | Path, chances: dict[str, float] | None = None
+                      ) -> tuple[str, dict[str, TaskLadder | PassRateLadder]]:
+    """("tasks" | "passrate", {task: ladder}) from a rows file or an lm-eval mapping CSV; `chances` gives a
+    task's chance accuracy where its rows do not (lm-eval files without logged samples)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"results file not found: {path}")
@@ -258,5 +277,5 @@ def read_capabilities(path: str | Path) -> tuple[str, dict[str, TaskLadder | Pas
     if "problem" in header:
         return "passrate", _passrate_ladders(path, rows)
     if "task" not in header and ("results" in header or "model" in header):
-        return "tasks", _task_ladders(path, _lm_eval_rows(path, rows))
-    return "tasks", _task_ladders(path, rows)
+        return "tasks", _task_ladders(path, _lm_eval_rows(path, rows), chances or {})
+    return "tasks", _task_ladders(path, rows, chances or {})
