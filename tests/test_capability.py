@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from scalelab.scaling.capability import PassRateLadder, TaskLadder, extrapolation_rate, fit_task
+from scalelab.scaling.capability import PassRateLadder, TaskLadder, drift_distance, extrapolation_rate, fit_task
 from scalelab.scaling.fit import Points
 
 from .conftest import assert_clean_error, run_cli
@@ -135,7 +135,7 @@ def test_passrate_law_keeps_problems_every_rung_solves_and_buckets_them_by_diffi
 
 def test_extrapolation_rate_is_the_backtest_error_beyond_noise_per_decade():
     row = {"predicted": [0.50, 0.60], "actual": [0.47, 0.60], "actual_variance": [0.0, 0.0],
-           "decades_beyond_fit": [0.3, 0.6]}
+           "drift_distance": [0.3, 0.6]}
     assert extrapolation_rate([row], log=False)["per_decade"] == pytest.approx(math.sqrt(0.1**2 / 2))
     noisy = row | {"actual_variance": [0.031**2, 0.0]}  # an error within the measurement noise
     assert extrapolation_rate([noisy], log=False)["per_decade"] == pytest.approx(0.0, abs=1e-6)
@@ -157,16 +157,19 @@ def test_a_law_the_ladder_already_mispredicts_gets_an_interval_that_grows_past_t
     result = fit_task(bent, "passrate", [{"flops": near}, {"flops": far}], n_bootstrap=300)
     rate = result["extrapolation"]["per_decade"]
     assert rate > 5 * straight["extrapolation"]["per_decade"] and rate > 0.05
-    truth = float(np.mean(floor + scale * (far / 1e10) ** -0.8))
+    truth = float(np.mean(floor + scale * (near / 1e10) ** -0.8))
     widths = []
-    for pred in result["predictions"]:
+    distance = drift_distance(lad.points.flops, [near, far])  # from the ladder's centre: 1.25 and 2.25 decades
+    for pred, d in zip(result["predictions"], distance, strict=True):
         lo, hi = pred["neg_mean_log_pass_rate_interval"]
         widths.append(math.log(hi / lo))
         # a normal term of sd rate x distance alone spans 2 x 1.645 sd at the 90% level
-        assert math.log(hi / lo) > 2 * 1.5 * rate * pred["decades_beyond_ladder"]
-    assert widths[1] > 2 * widths[0]
-    lo, hi = result["predictions"][1]["neg_mean_log_pass_rate_interval"]
-    assert lo <= truth <= hi < result["predictions"][1]["neg_mean_log_pass_rate"] * 10
+        assert math.log(hi / lo) > 2 * 1.5 * rate * d
+    assert widths[1] > 1.5 * widths[0]
+    lo, hi = result["predictions"][0]["neg_mean_log_pass_rate_interval"]
+    assert lo <= truth <= hi < result["predictions"][0]["neg_mean_log_pass_rate"] * 10
+    # 1.5 decades past the top the bent truth is 3.3x the law's point: the interval says the law is unsure there
+    assert widths[1] > math.log(8)
 
 
 def test_passrate_with_no_problem_solved_by_every_rung_is_not_predictable():
@@ -416,3 +419,109 @@ def test_pass_until_samples_until_the_target_number_of_passes(tiny_run):
     plain = backend.generate([Generation(prompt, max_tokens=2, stop=("\n",), temperature=1.0, n=200, seed=9)])[0]
     rate = np.mean([s[:1].isdigit() for s in plain])
     assert digit.interval[0] - 0.05 <= rate <= digit.interval[1] + 0.05, (rate, digit)
+
+
+def single_models(n_items=2000, seed=0) -> TaskLadder:
+    """A published family's shape: one model per budget, item counts known."""
+    rng = np.random.default_rng(seed)
+    acc = rng.binomial(n_items, true_accuracy(BUDGETS)) / n_items
+    return TaskLadder("t", Points.from_columns(flops=BUDGETS, tokens=BUDGETS / 6e6, loss=true_loss(BUDGETS)), acc,
+                      0.25, np.full(len(BUDGETS), n_items))
+
+
+def test_a_ladder_of_single_models_is_resampled_by_its_item_noise():
+    lad = single_models()
+    result = fit_task(lad, "direct", [{"flops": BUDGETS[-1] * 10}], n_bootstrap=300)
+    assert result["resampling"] == "item noise"
+    assert fit_task(ladder(), "direct", [{"flops": TARGET}], n_bootstrap=50)["resampling"] == "rungs"
+    # the refits' spread follows the items: 50x fewer items, a clearly wider spread from the bootstrap alone
+    few = fit_task(single_models(n_items=40), "direct", [{"flops": BUDGETS[-1] * 10}], n_bootstrap=300)
+    assert few["predictions"][0]["width_drivers"]["bootstrap"] > 3 * result["predictions"][0]["width_drivers"][
+        "bootstrap"]
+    # a held single model's binomial variance is the noise part of its backtest error
+    back = result["backtest"][0]
+    p = lad.accuracy[-1]
+    assert back["actual_variance"] == [pytest.approx(p * (1 - p) / 2000)]
+
+
+def test_an_intervals_width_is_split_into_what_drives_it():
+    result = fit_task(ladder(), "two-step", [{"flops": BUDGETS[-1]}, {"flops": TARGET}], n_bootstrap=300)
+    inside, beyond = result["predictions"]
+    for pred in (inside, beyond):
+        d = pred["width_drivers"]
+        assert pred["width"] == pytest.approx(pred["interval"][1] - pred["interval"][0])
+        assert d["bootstrap"] > 0 and d["bootstrap"] + d["scatter"] + d["extrapolation"] == pytest.approx(pred["width"])
+    assert inside["width_drivers"]["extrapolation"] == pytest.approx(0.0, abs=0.01)  # no drift inside the ladder
+    assert beyond["decades_beyond_ladder"] > 1 and beyond["width"] > inside["width"]
+
+
+def test_fit_capabilities_pools_the_extrapolation_rate_over_tasks():
+    from scalelab.scaling.capability import fit_capabilities
+
+    good = ladder(seed=1)
+    # a task whose top budgets fall off the sigmoid its lower rungs trace: a large backtest error
+    acc = good.accuracy.copy()
+    acc[good.points.flops >= BUDGETS[-2]] -= 0.15
+    bent = TaskLadder("bent", good.points, acc, 0.25, good.n_items)
+    alone = {name: fit_task(lad, "two-step", [{"flops": TARGET}], n_bootstrap=100)
+             for name, lad in {"good": good, "bent": bent}.items()}
+    pooled = fit_capabilities({"good": good, "bent": bent}, "two-step", [{"flops": TARGET}], n_bootstrap=100)
+    rates = {name: r["extrapolation"]["per_decade"] for name, r in alone.items()}
+    for name, r in pooled["tasks"].items():
+        ex = r["extrapolation"]
+        assert ex["pooled_over"] == ["bent", "good"] and ex["task_per_decade"] == pytest.approx(rates[name])
+        assert min(rates.values()) < ex["per_decade"] < max(rates.values())
+    assert pooled["tasks"]["good"]["predictions"][0]["width"] > alone["good"]["predictions"][0]["width"]
+
+
+def test_a_floor_at_its_bound_is_flagged_in_the_fit_and_its_table(tmp_path):
+    from scalelab.report.capability_plots import capability_table
+    from scalelab.scaling.fit import floor_status
+
+    flops = np.repeat(BUDGETS, 3)
+    pure = 6.0 * (flops / 1e10) ** -0.2  # no floor at all: the fit's c goes to its lower bound
+    assert floor_status({"a": 1.0, "b": -0.2, "c": 1e-15}, pure)["at_bound"] == "lower"
+    assert floor_status({"a": 1.0, "b": -0.2, "c": 1.0}, true_loss(flops))["at_bound"] is None
+    assert floor_status({"E": float(pure.min()), "A": 1.0, "B": 1.0}, pure)["at_bound"] == "upper"
+    lad = ladder(loss=pure * np.exp(np.random.default_rng(0).normal(0, 0.003, len(flops))))
+    result = fit_task(lad, "two-step", [{"flops": TARGET}], n_bootstrap=50)
+    assert result["step1_floor"]["at_bound"] == "lower"
+    table = capability_table({"form": "two-step", "n_points": len(flops), "tasks": {"t": result}})
+    assert "limitation, t: step 1's the fitted floor c" in table and "lower bound (0," in table
+    assert fit_task(ladder(), "two-step", [{"flops": TARGET}], n_bootstrap=50)["step1_floor"]["at_bound"] is None
+    # the loss law's own table says it too
+    rows = write_rows(tmp_path / "loss.csv", [{"flops": c, "tokens": c / 6e6, "loss": v}
+                                              for c, v in zip(flops, pure, strict=True)], ["flops", "tokens", "loss"])
+    proc = run_cli("fit", str(rows), "--bootstrap", "20", "--json", str(tmp_path / "fit.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "limitation: the fitted floor c" in proc.stdout
+    assert json.loads((tmp_path / "fit.json").read_text())["floor"]["at_bound"] == "lower"
+
+
+def test_old_lm_eval_files_give_item_counts_perplexity_and_chance_from_the_command_line(tmp_path):
+    """lm-eval before 0.4 (the Pythia suite's published results): `ppl`, `acc_stderr`, no samples."""
+    mapping = []
+    for i, c in enumerate(BUDGETS):
+        acc, loss = float(true_accuracy(c)), float(true_loss(c))
+        name = f"old-{i}.json"
+        (tmp_path / name).write_text(json.dumps({"results": {
+            "lambada_openai": {"ppl": math.exp(loss), "ppl_stderr": 0.1, "acc": acc,
+                               "acc_stderr": math.sqrt(acc * (1 - acc) / (5153 - 1))},
+            "piqa": {"acc": acc, "acc_stderr": math.sqrt(acc * (1 - acc) / (1838 - 1))}}}))
+        mapping.append({"results": name, "flops": c, "tokens": c / 6e6})
+    path = write_rows(tmp_path / "sizes.csv", mapping, ["results", "flops", "tokens"])
+    from scalelab.scaling.capability_data import read_capabilities
+
+    _, ladders = read_capabilities(path, {"piqa": 0.5})
+    assert ladders["lambada_openai"].points.loss == pytest.approx(true_loss(BUDGETS))
+    assert list(ladders["lambada_openai"].n_items) == [5153] * 6 and list(ladders["piqa"].n_items) == [1838] * 6
+    assert ladders["piqa"].chance == 0.5 and ladders["lambada_openai"].chance == 0.0
+    proc = run_cli("fit", str(path), "--form", "direct", "--tasks", "piqa", "--chance", "piqa=0.5",
+                   "--predict-flops", "1e13", "--bootstrap", "20", "--json", str(tmp_path / "fit.json"))
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert list(fit["tasks"]) == ["piqa"] and fit["tasks"]["piqa"]["params"]["chance"] == 0.5
+    for args, needle in ((["--chance", "piqa=2"], "--chance expects TASK=P"),
+                         (["--chance", "nope=0.5"], "--chance nope"),
+                         (["--tasks", "nope"], "--tasks")):
+        assert_clean_error(run_cli("fit", str(path), "--form", "direct", *args), needle)

@@ -83,24 +83,42 @@ def extrapolation_text(result: dict) -> str:
             f"errors; the prediction lies {beyond:.2f} decades past the largest rung")
 
 
+def width_text(pred: dict) -> str:
+    """An interval's width and what drives it: the refits' spread, the residual scatter, the extrapolation term."""
+    d = pred.get("width_drivers")
+    if d is None:
+        return ""
+    return (f"{pred['width']:.3f} = {d['bootstrap']:.3f} boot + {d['scatter']:.3f} scatter "
+            f"+ {d['extrapolation']:.3f} extrap")
+
+
+def limitation_lines(result: dict) -> list[str]:
+    """One line per task whose step-1 fit put its floor at a bound (a finding, not a number)."""
+    return [f"limitation, {task}: step 1's {r['step1_floor']['note']}" for task, r in result["tasks"].items()
+            if (r.get("step1_floor") or {}).get("at_bound")]
+
+
 def capability_table(result: dict) -> str:
-    """The terminal summary of `fit_capabilities`: one row per task and prediction."""
+    """The terminal summary of `fit_capabilities`: one row per task and prediction, then its limitations."""
     table = Table(title=f"{result['form']} capability fit on {result['n_points']} rows")
-    for col in ("task", "compute", "metric", "prediction", "interval", "backtest k=1", "extrapolation sd/decade",
-                "verdict"):
+    for col in ("task", "compute", "metric", "prediction", "interval", "width (what drives it)", "backtest k=1",
+                "extrapolation sd/decade", "verdict"):
         table.add_column(col)
     for task, r in result["tasks"].items():
         back = r["backtest"][0]["abs_errors"][0] if r.get("backtest") else None
         back_text = "" if back is None else f"{back:.4f}"
         ex = r.get("extrapolation")
-        ex_text = "" if ex is None else f"{ex['per_decade']:.4f}" + (" (log)" if ex["scale"] == "log" else "")
+        ex_text = "" if ex is None else f"{ex['per_decade']:.4f}" + (" (log)" if ex["scale"] == "log" else "") + \
+            (f" pooled over {len(ex['pooled_over'])} tasks" if ex.get("pooled_over") else "")
         if not r["predictions"]:
-            table.add_row(task, "", r["metric"], "", "", back_text, ex_text, r["verdict"])
+            table.add_row(task, "", r["metric"], "", "", "", back_text, ex_text, r["verdict"])
         for p in r["predictions"]:
             lo, hi = p.get("neg_mean_log_pass_rate_interval", p["interval"])
             table.add_row(task, f"{p['flops']:.3g}", r["metric"], f"{p[r['metric']]:.4f}", f"[{lo:.4f}, {hi:.4f}]",
-                          back_text, ex_text, r["verdict"])
-    console = Console(record=True, width=140)
+                          width_text(p), back_text, ex_text, r["verdict"])
+    console = Console(record=True, width=180)
     with console.capture() as capture:
         console.print(table)
+        for line in limitation_lines(result):
+            console.print(line)
     return capture.get()

@@ -29,6 +29,8 @@ def fit_table(result: FitResult, points: Points) -> str:
     console = Console(record=True, width=110)
     with console.capture() as capture:
         console.print(table)
+        if result.floor.get("at_bound"):
+            console.print(f"limitation: {result.floor['note']}")
     return capture.get()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from scalelab.report.capability_plots import extrapolation_text, plot_capability
 from scalelab.report.page import write_page
 from scalelab.report.plots import plot_loss_vs_compute
+from scalelab.scaling.fit import floor_status
 from scalelab.scaling.forecast import ladder_points
 
 
@@ -31,6 +32,12 @@ def loss_figure(forecast: dict, path: Path) -> None:
     )
 
 
+def floor_lines(f: dict) -> list[str]:
+    """A limitation line when the loss fit's floor sits at a bound (computed for folders older than the key)."""
+    floor = f["fit"].get("floor") or floor_status(f["fit"]["params"], [e["final_eval_loss"] for e in f["ladder"]])
+    return ["", f"**Limitation**: {floor['note']}."] if floor["at_bound"] else []
+
+
 def _markdown(f: dict) -> str:
     p = f["fit"]["params"]
     lo, hi = f["interval_90"]
@@ -45,6 +52,7 @@ def _markdown(f: dict) -> str:
         f"Fit: L(C) = {p['a']:.4g}·C^{p['b']:.4f} + {p['c']:.4f} on {f['fit']['n_points']} ladder budgets; "
         f"largest ladder run {f['max_ladder_compute_fraction']:.4f} of the target's "
         f"{f['target_flops']:.3g} FLOPs; ladder spans {f['ladder_span_decades']:.2f} orders of magnitude.",
+        *floor_lines(f),
         "",
         "![loss vs compute](forecast.png)",
         "",
@@ -92,6 +100,8 @@ def _capability_lines(f: dict) -> list[str]:
     lines += [f"- {task}'s interval includes the extrapolation error its backtest measured: "
               f"{extrapolation_text(c['fit'])}." for task, c in caps.items()
               if (c.get("fit") or {}).get("extrapolation")]
+    lines += [f"- **Limitation**, {task}: step 1's {c['fit']['step1_floor']['note']}." for task, c in caps.items()
+              if ((c.get("fit") or {}).get("step1_floor") or {}).get("at_bound")]
     lines += ["", *(f"![{task}](capability_{task}.png)" for task, c in caps.items() if c.get("fit"))]
     return lines
 
@@ -118,7 +128,7 @@ def write_vlm_forecast_report(forecast: dict, out: str | Path) -> None:
              f"{'inside' if forecast['within_interval'] else 'OUTSIDE'} the interval.", "",
              f"Fit: L(C) = {p['a']:.4g}·C^{p['b']:.4f} + {p['c']:.4f}; largest ladder run "
              f"{forecast['max_ladder_compute_fraction']:.3f} of the target's {forecast['target_flops']:.3g} FLOPs.",
-             "", "![answer loss vs compute](forecast.png)", "",
+             *floor_lines(forecast), "", "![answer loss vs compute](forecast.png)", "",
              "| run | seed | width | steps | params | FLOPs | answer loss | accuracy | seconds |",
              "|---|---|---|---|---|---|---|---|---|"]
     for e in forecast["ladder"] + [{**forecast["target"], "name": "target", "seed": forecast["config"]["seed"]}]:

@@ -27,6 +27,7 @@ from scalelab.report.collect import Result, collect
 from scalelab.report.forecast_report import loss_figure
 from scalelab.report.page import write_page
 from scalelab.report.redteam_report import plot_heatmap
+from scalelab.scaling.fit import floor_status
 
 FEW_ITEMS = 100  # a benchmark number on fewer items than this is flagged
 LOW_AGREEMENT = 0.8  # a judge agreeing with humans less often than this is flagged
@@ -223,9 +224,9 @@ def _forecasts(results: list[Result], out: Path, limits: list[str]) -> list[dict
                         "backtest": [{"k": b["k"], "errors": ", ".join(f"{100 * e:+.2f}%" for e in
                                                                         b["relative_errors"])}
                                      for b in f["fit"]["backtest"]]})
-        if p["c"] <= 1e-6:
-            limits.append(f"{r.label}: the fitted irreducible loss c is {p['c']:.4f}, at its lower bound: the ladder "
-                          "does not identify a floor, so the forecast extrapolates a pure power law.")
+        floor = f["fit"].get("floor") or floor_status(p, [e["final_eval_loss"] for e in f["ladder"]])
+        if floor["at_bound"]:
+            limits.append(f"{r.label}: {floor['note']}.")
         if not f["within_interval"]:
             limits.append(f"{r.label}: the {metric} prediction missed its 90% interval (predicted "
                           f"{f['predicted_loss']:.4f}, actual {f['actual_loss']:.4f}).")
